@@ -1,0 +1,132 @@
+// fastsoftmax: softmax and log-softmax over rows, with four selectable algorithms and
+// runtime-selected instruction sets (scalar, AVX2+FMA, AVX-512).
+//
+// Errors are reported through the returned Status; no function throws or aborts.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "fastsoftmax/version.h"
+
+namespace fastsoftmax {
+
+// How the row's normalizer sum(exp(x)) is found before the outputs are written.
+enum class Algorithm {
+  kAuto,                // the fastest for this ISA and row length (see choose_algorithm)
+  kTwoPass,             // Dukhan & Ablavatski 2020: sum as (mantissa, exponent) pairs, then write
+  kThreePassReload,     // max; store exp(x - max) while summing; scale the stored values
+  kThreePassRecompute,  // max; sum exp(x - max); recompute exp(x - max) / sum
+  kOnline,              // Milakov & Gimelshein 2018: running max and rescaled running sum, then write
+};
+
+// Instruction-set level of the CPU kernels.
+enum class Isa {
+  kAuto,    // FASTSOFTMAX_ISA from the environment if set, else the best this CPU supports
+  kScalar,  // portable C++, any CPU
+  kAvx2,    // AVX2 + FMA
+  kAvx512,  // AVX-512 F
+};
+
+enum class Status {
+  kOk = 0,
+  kInvalidArgument,  // null pointer, aliasing output stride, unknown enum value
+  kUnsupportedIsa,   // the ISA was not compiled in or this CPU (or OS) lacks it
+};
+
+// A short English description of a status, e.g. for exception messages.
+const char* status_message(Status status);
+
+// `rows` rows of `n` elements each. Strides count elements, not bytes, and may be negative.
+// Row r, element i of x is x[r * x_row_stride + i * x_stride].
+// Input and output may be the same memory (in place) but must not overlap otherwise.
+struct RowLayout {
+  std::size_t rows = 1;
+  std::size_t n = 0;
+  std::ptrdiff_t x_row_stride = 0;
+  std::ptrdiff_t y_row_stride = 0;
+  std::ptrdiff_t x_stride = 1;
+  std::ptrdiff_t y_stride = 1;
+
+  // `rows` back-to-back rows of `n` elements, the same layout for input and output.
+  static RowLayout contiguous(std::size_t rows, std::size_t n) {
+    RowLayout layout;
+    layout.rows = rows;
+    layout.n = n;
+    layout.x_row_stride = static_cast<std::ptrdiff_t>(n);
+    layout.y_row_stride = static_cast<std::ptrdiff_t>(n);
+    return layout;
+  }
+};
+
+struct Options {
+  Algorithm algorithm = Algorithm::kAuto;
+  Isa isa = Isa::kAuto;
+};
+
+// y = softmax(x) along each row: exp(x_i) / sum_j exp(x_j).
+// Special values (identical for every algorithm and ISA):
+//   - a NaN anywhere in a row makes the whole row NaN;
+//   - a row containing +inf: the k entries equal to +inf get 1/k each, every other entry 0;
+//   - a row of only -inf: NaN;
+//   - -inf entries in an otherwise finite row give exactly 0;
+//   - huge finite values (up to the type's max) never overflow.
+Status softmax(const float* x, float* y, const RowLayout& layout, const Options& options = {});
+Status softmax(const double* x, double* y, const RowLayout& layout, const Options& options = {});
+
+// y = log_softmax(x) = x_i - log(sum_j exp(x_j)), with the same special-value rules
+// (a +inf row gives -log(k) at the +inf entries and -inf elsewhere; -inf entries give -inf).
+Status log_softmax(const float* x, float* y, const RowLayout& layout, const Options& options = {});
+Status log_softmax(const double* x, double* y, const RowLayout& layout, const Options& options = {});
+
+// One contiguous row of n elements.
+inline Status softmax(const float* x, float* y, std::size_t n, const Options& options = {}) {
+  return softmax(x, y, RowLayout::contiguous(1, n), options);
+}
+inline Status softmax(const double* x, double* y, std::size_t n, const Options& options = {}) {
+  return softmax(x, y, RowLayout::contiguous(1, n), options);
+}
+inline Status log_softmax(const float* x, float* y, std::size_t n, const Options& options = {}) {
+  return log_softmax(x, y, RowLayout::contiguous(1, n), options);
+}
+inline Status log_softmax(const double* x, double* y, std::size_t n, const Options& options = {}) {
+  return log_softmax(x, y, RowLayout::contiguous(1, n), options);
+}
+
+// ---- Introspection and selection ----------------------------------------------------------
+
+// Lower-case names as used by the Python API and FASTSOFTMAX_ISA: "scalar", "avx2", "avx512",
+// "auto"; "two_pass", "three_pass_reload", "three_pass_recompute", "online", "auto".
+const char* isa_name(Isa isa);
+const char* algorithm_name(Algorithm algorithm);
+// Parse a name as above; false if unknown.
+bool parse_isa(const std::string& name, Isa* isa);
+bool parse_algorithm(const std::string& name, Algorithm* algorithm);
+
+// ISAs whose kernels were compiled into this library (always includes kScalar).
+std::vector<Isa> compiled_isas();
+// ISAs compiled in and usable on this CPU and OS, best last.
+std::vector<Isa> supported_isas();
+// True if `isa` is compiled in and usable here (kAuto always is).
+bool isa_supported(Isa isa);
+// What kAuto resolves to: FASTSOFTMAX_ISA if set, else the best supported ISA.
+// Returns kUnsupportedIsa if FASTSOFTMAX_ISA names an unknown or unsupported ISA.
+Status auto_isa(Isa* isa);
+// What Algorithm::kAuto picks for a float32 row of length n on `isa` (not kAuto).
+Algorithm choose_algorithm(Isa isa, std::size_t n);
+
+// CPU features relevant to the kernels, as detected at run time (cpuid + OS state via xgetbv).
+struct CpuFeatures {
+  bool avx2 = false;
+  bool fma = false;
+  bool avx512f = false;
+  bool avx512dq = false;
+  bool avx512bw = false;
+  bool avx512vl = false;
+  bool os_saves_ymm = false;  // XCR0 has SSE and AVX state
+  bool os_saves_zmm = false;  // XCR0 also has opmask and ZMM state
+};
+const CpuFeatures& cpu_features();
+
+}  // namespace fastsoftmax

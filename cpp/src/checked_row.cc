@@ -1,0 +1,50 @@
+// The checked path for rows the fast kernels decline (NaN, +inf, only -inf, huge values).
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+#include "kernels.h"
+
+namespace fastsoftmax {
+
+template <class T>
+void checked_row(std::size_t n, const T* x, T* y, bool log) {
+  using Wide = std::conditional_t<std::is_same_v<T, float>, double, long double>;
+  constexpr T kInf = std::numeric_limits<T>::infinity();
+  constexpr T kNan = std::numeric_limits<T>::quiet_NaN();
+
+  bool has_nan = false;
+  std::size_t num_pos_inf = 0;
+  T max = -kInf;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (std::isnan(x[i])) has_nan = true;
+    if (x[i] == kInf) ++num_pos_inf;
+    if (x[i] > max) max = x[i];
+  }
+  // A NaN anywhere, or nothing but -inf: the row has no meaningful distribution.
+  if (has_nan || max == -kInf) {
+    for (std::size_t i = 0; i < n; ++i) y[i] = kNan;
+    return;
+  }
+  // The limit of softmax as the +inf entries grow: they share the mass equally.
+  if (num_pos_inf > 0) {
+    const Wide k = static_cast<Wide>(num_pos_inf);
+    const T at_inf = static_cast<T>(log ? -std::log(k) : 1 / k);
+    const T elsewhere = log ? -kInf : T(0);
+    for (std::size_t i = 0; i < n; ++i) y[i] = x[i] == kInf ? at_inf : elsewhere;
+    return;
+  }
+  // Finite maximum, possibly huge: x - max in the wider type is exact enough and never overflows.
+  Wide sum = 0;
+  for (std::size_t i = 0; i < n; ++i) sum += std::exp(static_cast<Wide>(x[i]) - max);
+  const Wide log_sum = std::log(sum);
+  for (std::size_t i = 0; i < n; ++i) {
+    const Wide shifted = static_cast<Wide>(x[i]) - max;
+    y[i] = static_cast<T>(log ? shifted - log_sum : std::exp(shifted) / sum);
+  }
+}
+
+template void checked_row<float>(std::size_t, const float*, float*, bool);
+template void checked_row<double>(std::size_t, const double*, double*, bool);
+
+}  // namespace fastsoftmax

@@ -1,0 +1,51 @@
+// Internal: the row kernels each ISA provides, and the shared checked path for special rows.
+#pragma once
+
+#include <cstddef>
+
+#include "fastsoftmax/fastsoftmax.h"
+
+namespace fastsoftmax {
+
+// One contiguous row of n elements: y = softmax(x) or log_softmax(x). y may equal x.
+template <class T>
+using RowKernel = void (*)(std::size_t n, const T* x, T* y);
+
+// Indexed by algorithm (kTwoPass .. kOnline) minus 1.
+inline constexpr int kNumAlgorithms = 4;
+inline int algorithm_index(Algorithm algorithm) { return static_cast<int>(algorithm) - 1; }
+
+template <class T>
+struct RowKernels {
+  RowKernel<T> softmax[kNumAlgorithms];
+  RowKernel<T> log_softmax[kNumAlgorithms];
+};
+
+// The kernels of one ISA; a null float64 table means float64 runs the scalar kernels.
+struct IsaKernels {
+  RowKernels<float> f32;
+  const RowKernels<double>* f64;
+};
+
+extern const IsaKernels kScalarKernels;
+#if defined(FASTSOFTMAX_HAVE_AVX2)
+extern const IsaKernels kAvx2Kernels;
+#endif
+#if defined(FASTSOFTMAX_HAVE_AVX512)
+extern const IsaKernels kAvx512Kernels;
+#endif
+
+// The checked path every kernel falls back to for rows its fast path declines: rows with NaN,
+// +inf, only -inf, or values too large for the kernels' exact range reduction. Plain scalar
+// code in extended precision (double for float rows, long double for double rows).
+template <class T>
+void checked_row(std::size_t n, const T* x, T* y, bool log);
+
+// The fast paths compute exp(x) as p * 2^n with n = round(x * log2(e)). They hold while the row
+// maximum m has |m| <= kFastRangeLimit and inputs are first raised to kExpInputFloor: then |n|
+// stays below 2^21, so n * ln2_hi is exact and x - n * ln2 loses nothing, and the raised inputs
+// lie over 2^19 below m, where exp underflows to exactly 0 relative to the row's sum.
+inline constexpr float kFastRangeLimit = 0x1p19f;  // 524288
+inline constexpr float kExpInputFloor = -0x1p20f;
+
+}  // namespace fastsoftmax

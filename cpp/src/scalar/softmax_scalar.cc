@@ -1,0 +1,151 @@
+// Portable scalar kernels: the four algorithms written plainly, computing in a wider type
+// (double for float rows, long double for double rows). They are the fallback on any CPU and
+// the reference the SIMD kernels are tested against.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+#include "kernels.h"
+
+namespace fastsoftmax {
+namespace {
+
+template <class T>
+struct ScalarKernels {
+  using Wide = std::conditional_t<std::is_same_v<T, float>, double, long double>;
+  static constexpr Wide kLog2e = 1.442695040888963407359924681001892137L;
+  // ln(2) split so that n * kLn2Hi is exact for |n| < 2^21 (kLn2Hi has 32 significant bits).
+  static constexpr Wide kLn2Hi = 0x1.62e42feep-1;
+  static constexpr Wide kLn2Lo = 0x1.a39ef35793c76p-33;
+
+  // exp(x) = p * 2^n with p in [sqrt(1/2), sqrt(2)]: the two-pass algorithm's (mantissa,
+  // exponent) pair. Valid for kExpInputFloor <= x <= kFastRangeLimit.
+  struct ExpParts {
+    Wide p;
+    long n;
+  };
+  static ExpParts exp_parts(Wide x) {
+    const Wide n = std::nearbyint(x * kLog2e);
+    const Wide t = (x - n * kLn2Hi) - n * kLn2Lo;
+    return {std::exp(t), static_cast<long>(n)};
+  }
+
+  static constexpr long kNoExponent = -(1L << 40);  // below every exponent exp_parts returns
+
+  static T row_max(std::size_t n, const T* x) {
+    T max = -std::numeric_limits<T>::infinity();
+    for (std::size_t i = 0; i < n; ++i) max = std::max(max, x[i]);
+    return max;
+  }
+
+  static void fill_nan(std::size_t n, T* y) {
+    std::fill(y, y + n, std::numeric_limits<T>::quiet_NaN());
+  }
+
+  // max; sum of exp(x - max); y = exp(x - max) / sum, recomputing the exponentials.
+  template <bool kLog>
+  static void three_pass_recompute(std::size_t n, const T* x, T* y) {
+    const T max = row_max(n, x);
+    if (!std::isfinite(max)) return checked_row(n, x, y, kLog);
+    Wide sum = 0;
+    for (std::size_t i = 0; i < n; ++i) sum += std::exp(static_cast<Wide>(x[i]) - max);
+    if (!std::isfinite(sum)) return checked_row(n, x, y, kLog);  // a NaN in the row
+    const Wide log_sum = std::log(sum);
+    for (std::size_t i = 0; i < n; ++i) {
+      const Wide shifted = static_cast<Wide>(x[i]) - max;
+      y[i] = static_cast<T>(kLog ? shifted - log_sum : std::exp(shifted) / sum);
+    }
+  }
+
+  // max; y = exp(x - max) stored while summing; y *= 1 / sum, reloading the stored values.
+  // (log-softmax has nothing to reload: its last pass needs only x, so it is three_pass_recompute.)
+  static void three_pass_reload(std::size_t n, const T* x, T* y) {
+    const T max = row_max(n, x);
+    if (!std::isfinite(max)) return checked_row(n, x, y, false);
+    Wide sum = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const Wide e = std::exp(static_cast<Wide>(x[i]) - max);
+      y[i] = static_cast<T>(e);
+      sum += e;
+    }
+    // With a finite max every term is <= 1, so a non-finite sum means a NaN (x may be gone: y == x).
+    if (!std::isfinite(sum)) return fill_nan(n, y);
+    const Wide inv_sum = 1 / sum;
+    for (std::size_t i = 0; i < n; ++i) y[i] = static_cast<T>(y[i] * inv_sum);
+  }
+
+  // Pass 1 sums exp(x) as a (mantissa m, exponent e) pair with m * 2^e = sum: terms are scaled to
+  // the largest exponent seen so far, so no max pass is needed and nothing overflows.
+  // Pass 2 writes exp(x) / (m * 2^e).
+  template <bool kLog>
+  static void two_pass(std::size_t n, const T* x, T* y) {
+    Wide m = 0;
+    long e = kNoExponent;
+    for (std::size_t i = 0; i < n; ++i) {
+      // NaN, +inf and values too large for the exact range reduction take the checked path.
+      if (!(x[i] <= kFastRangeLimit)) return checked_row(n, x, y, kLog);
+      const ExpParts term = exp_parts(std::max<Wide>(x[i], kExpInputFloor));
+      if (term.n > e) {
+        m = std::ldexp(m, static_cast<int>(std::max<long>(e - term.n, -100000))) + term.p;
+        e = term.n;
+      } else {
+        m += std::ldexp(term.p, static_cast<int>(std::max<long>(term.n - e, -100000)));
+      }
+    }
+    if (n == 0) return;
+    // A row whose maximum lies below -kFastRangeLimit (only -inf, say) takes the checked path.
+    if (static_cast<Wide>(e) < -kFastRangeLimit * kLog2e) return checked_row(n, x, y, kLog);
+    const Wide log_sum = std::log(m) + static_cast<Wide>(e) / kLog2e;
+    const Wide inv_m = 1 / m;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (kLog) {
+        y[i] = static_cast<T>(x[i] - log_sum);
+      } else {
+        const ExpParts term = exp_parts(std::max<Wide>(x[i], kExpInputFloor));
+        y[i] = static_cast<T>(std::ldexp(term.p * inv_m, static_cast<int>(std::max<long>(term.n - e, -100000))));
+      }
+    }
+  }
+
+  // Pass 1 keeps a running max m and a running sum d = sum exp(x - m), rescaling d by
+  // exp(m_old - m_new) whenever the max grows. Pass 2 writes exp(x - m) / d.
+  template <bool kLog>
+  static void online(std::size_t n, const T* x, T* y) {
+    // Starting from the lowest finite value keeps -inf - m well defined (-inf, not NaN).
+    Wide m = std::numeric_limits<T>::lowest();
+    Wide d = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const Wide xi = x[i];
+      if (xi > m) {
+        d = d * std::exp(m - xi) + 1;
+        m = xi;
+      } else {
+        d += std::exp(xi - m);
+      }
+    }
+    if (n == 0) return;
+    // NaN, +inf, or a row of only -inf (d == 0) take the checked path.
+    if (!(std::isfinite(m) && d > 0 && std::isfinite(d))) return checked_row(n, x, y, kLog);
+    const Wide log_d = std::log(d);
+    for (std::size_t i = 0; i < n; ++i) {
+      const Wide shifted = static_cast<Wide>(x[i]) - m;
+      y[i] = static_cast<T>(kLog ? shifted - log_d : std::exp(shifted) / d);
+    }
+  }
+
+  static constexpr RowKernels<T> table() {
+    return {
+        {two_pass<false>, three_pass_reload, three_pass_recompute<false>, online<false>},
+        {two_pass<true>, three_pass_recompute<true>, three_pass_recompute<true>, online<true>},
+    };
+  }
+};
+
+const RowKernels<double> kScalarF64 = ScalarKernels<double>::table();
+
+}  // namespace
+
+const IsaKernels kScalarKernels = {ScalarKernels<float>::table(), &kScalarF64};
+
+}  // namespace fastsoftmax

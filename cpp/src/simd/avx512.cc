@@ -1,0 +1,10 @@
+// AVX-512 kernels: the SIMD templates instantiated for 16-float vectors.
+// Compiled with the AVX-512 flags; reached only through dispatch.cc after the CPU check.
+#include "simd/softmax_simd.h"
+#include "simd/vec_avx512.h"
+
+namespace fastsoftmax {
+
+const IsaKernels kAvx512Kernels = {simd::SimdKernels<simd::Avx512>::table(), nullptr};
+
+}  // namespace fastsoftmax

@@ -1,0 +1,82 @@
+// AVX2+FMA vector traits for the SIMD kernel templates (softmax_simd.h): 8 floats per vector.
+// Only included by translation units compiled with the AVX2 flags.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstddef>
+
+namespace fastsoftmax::simd {
+
+struct Avx2 {
+  using V = __m256;
+  static constexpr std::size_t kWidth = 8;
+  static constexpr const char* kName = "avx2";
+
+  static V set1(float a) { return _mm256_set1_ps(a); }
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  // All-ones in the first `count` lanes (count <= 8).
+  static __m256i first_lanes(std::size_t count) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)), lane);
+  }
+  // The first `count` (< 8) lanes from p, the others `fill`; masked lanes are never accessed.
+  static V load_tail(const float* p, std::size_t count, V fill) {
+    const __m256i mask = first_lanes(count);
+    return _mm256_blendv_ps(fill, _mm256_maskload_ps(p, mask), _mm256_castsi256_ps(mask));
+  }
+  static void store_tail(float* p, V v, std::size_t count) { _mm256_maskstore_ps(p, first_lanes(count), v); }
+
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  // max(a, b); if either is NaN the result is b (the x86 rule, relied on to propagate NaN inputs).
+  static V max(V a, V b) { return _mm256_max_ps(a, b); }
+  static V round(V a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+
+  // 2^k from the exponent bits, for integer-valued k in [-127, 127]; k = -127 gives +0.
+  static V pow2(V k) {
+    const __m256i biased = _mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(biased, 23));
+  }
+  // a * 2^k for integer-valued k <= 127 and 2^-42 <= |a| < 4: two exact-or-once-rounded steps,
+  // so results in the subnormal range are rounded correctly and k < -160 gives 0.
+  static V scale(V a, V k) {
+    const V k_total = _mm256_max_ps(k, set1(-160.0f));
+    const V k_first = _mm256_max_ps(k_total, set1(-80.0f));  // a * 2^k_first stays normal: exact
+    return mul(mul(a, pow2(k_first)), pow2(sub(k_total, k_first)));
+  }
+  // a * 2^k for integer-valued k <= 127 where results below 2^-126 may flush to zero: for sums
+  // whose terms that small cannot matter.
+  static V scale_ftz(V a, V k) { return mul(a, pow2(_mm256_max_ps(k, set1(-127.0f)))); }
+  static float reduce_max(V a) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+  }
+
+  // Eight double-precision lanes for sums that must not lose accuracy over long rows.
+  struct Wide {
+    __m256d lo = _mm256_setzero_pd();
+    __m256d hi = _mm256_setzero_pd();
+  };
+  static void wide_add(Wide& w, V a) {
+    w.lo = _mm256_add_pd(w.lo, _mm256_cvtps_pd(_mm256_castps256_ps128(a)));
+    w.hi = _mm256_add_pd(w.hi, _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)));
+  }
+  static void wide_mul(Wide& w, V a) {
+    w.lo = _mm256_mul_pd(w.lo, _mm256_cvtps_pd(_mm256_castps256_ps128(a)));
+    w.hi = _mm256_mul_pd(w.hi, _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)));
+  }
+  static double wide_total(const Wide& w) {
+    const __m256d sum = _mm256_add_pd(w.lo, w.hi);
+    __m128d pair = _mm_add_pd(_mm256_castpd256_pd128(sum), _mm256_extractf128_pd(sum, 1));
+    pair = _mm_add_sd(pair, _mm_unpackhi_pd(pair, pair));
+    return _mm_cvtsd_f64(pair);
+  }
+};
+
+}  // namespace fastsoftmax::simd

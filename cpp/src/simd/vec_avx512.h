@@ -1,0 +1,58 @@
+// AVX-512F vector traits for the SIMD kernel templates (softmax_simd.h): 16 floats per vector.
+// Only included by translation units compiled with the AVX-512 flags.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstddef>
+
+namespace fastsoftmax::simd {
+
+struct Avx512 {
+  using V = __m512;
+  static constexpr std::size_t kWidth = 16;
+  static constexpr const char* kName = "avx512";
+
+  static V set1(float a) { return _mm512_set1_ps(a); }
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static __mmask16 first_lanes(std::size_t count) {
+    return static_cast<__mmask16>((1u << count) - 1u);
+  }
+  // The first `count` (< 16) lanes from p, the others `fill`; nothing past them is touched.
+  static V load_tail(const float* p, std::size_t count, V fill) {
+    return _mm512_mask_loadu_ps(fill, first_lanes(count), p);
+  }
+  static void store_tail(float* p, V v, std::size_t count) { _mm512_mask_storeu_ps(p, first_lanes(count), v); }
+
+  static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  // max(a, b); if either is NaN the result is b (the x86 rule, relied on to propagate NaN inputs).
+  static V max(V a, V b) { return _mm512_max_ps(a, b); }
+  static V round(V a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // a * 2^k for integer-valued k, correctly rounded into the subnormal range (vscalefps).
+  static V scale(V a, V k) { return _mm512_scalef_ps(a, k); }
+  // The same where subnormal results may flush to zero; vscalefps is exact anyway.
+  static V scale_ftz(V a, V k) { return _mm512_scalef_ps(a, k); }
+  static float reduce_max(V a) { return _mm512_reduce_max_ps(a); }
+
+  // Sixteen double-precision lanes for sums that must not lose accuracy over long rows.
+  struct Wide {
+    __m512d lo = _mm512_setzero_pd();
+    __m512d hi = _mm512_setzero_pd();
+  };
+  static __m256 upper_half(V a) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)); }
+  static void wide_add(Wide& w, V a) {
+    w.lo = _mm512_add_pd(w.lo, _mm512_cvtps_pd(_mm512_castps512_ps256(a)));
+    w.hi = _mm512_add_pd(w.hi, _mm512_cvtps_pd(upper_half(a)));
+  }
+  static void wide_mul(Wide& w, V a) {
+    w.lo = _mm512_mul_pd(w.lo, _mm512_cvtps_pd(_mm512_castps512_ps256(a)));
+    w.hi = _mm512_mul_pd(w.hi, _mm512_cvtps_pd(upper_half(a)));
+  }
+  static double wide_total(const Wide& w) { return _mm512_reduce_add_pd(_mm512_add_pd(w.lo, w.hi)); }
+};
+
+}  // namespace fastsoftmax::simd

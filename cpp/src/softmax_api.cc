@@ -1,0 +1,118 @@
+// Public entry points: argument checks, names, and the loop over rows of a strided layout.
+#include <algorithm>
+#include <type_traits>
+#include <vector>
+
+#include "dispatch.h"
+
+namespace fastsoftmax {
+namespace {
+
+constexpr const char* kIsaNames[] = {"auto", "scalar", "avx2", "avx512"};
+constexpr const char* kAlgorithmNames[] = {"auto", "two_pass", "three_pass_reload", "three_pass_recompute",
+                                           "online"};
+constexpr int kNumIsas = 4;
+constexpr int kNumAlgorithmNames = 5;
+
+template <class T>
+Status run_rows(const T* x, T* y, const RowLayout& layout, const Options& options, bool log) {
+  const int algorithm_value = static_cast<int>(options.algorithm);
+  if (algorithm_value < 0 || algorithm_value >= kNumAlgorithmNames) return Status::kInvalidArgument;
+  const int isa_value = static_cast<int>(options.isa);
+  if (isa_value < 0 || isa_value >= kNumIsas) return Status::kInvalidArgument;
+  const IsaKernels* kernels = nullptr;
+  Isa isa = Isa::kScalar;
+  const Status status = select_kernels(options.isa, &kernels, &isa);
+  if (status != Status::kOk) return status;
+
+  const std::size_t rows = layout.rows;
+  const std::size_t n = layout.n;
+  if (rows == 0 || n == 0) return Status::kOk;
+  if (x == nullptr || y == nullptr) return Status::kInvalidArgument;
+  // Distinct outputs must not land on the same element.
+  if (n > 1 && layout.y_stride == 0) return Status::kInvalidArgument;
+  if (rows > 1 && layout.y_row_stride == 0) return Status::kInvalidArgument;
+
+  const Algorithm algorithm =
+      options.algorithm == Algorithm::kAuto ? choose_algorithm(isa, n) : options.algorithm;
+  const RowKernels<T>* table;
+  if constexpr (std::is_same_v<T, float>) {
+    table = &kernels->f32;
+  } else {
+    table = kernels->f64 != nullptr ? kernels->f64 : kScalarKernels.f64;
+  }
+  const RowKernel<T> kernel = (log ? table->log_softmax : table->softmax)[algorithm_index(algorithm)];
+
+  const bool unit_stride = layout.x_stride == 1 && layout.y_stride == 1;
+  // Rows with strided elements are gathered into a contiguous buffer, computed, and scattered.
+  std::vector<T> buffer(unit_stride ? 0 : n);
+  for (std::size_t r = 0; r < rows; ++r) {
+    const T* x_row = x + static_cast<std::ptrdiff_t>(r) * layout.x_row_stride;
+    T* y_row = y + static_cast<std::ptrdiff_t>(r) * layout.y_row_stride;
+    if (unit_stride) {
+      kernel(n, x_row, y_row);
+      continue;
+    }
+    for (std::size_t i = 0; i < n; ++i) buffer[i] = x_row[static_cast<std::ptrdiff_t>(i) * layout.x_stride];
+    kernel(n, buffer.data(), buffer.data());
+    for (std::size_t i = 0; i < n; ++i) y_row[static_cast<std::ptrdiff_t>(i) * layout.y_stride] = buffer[i];
+  }
+  return Status::kOk;
+}
+
+template <class Enum, std::size_t kCount>
+bool parse_name(const std::string& name, const char* const (&names)[kCount], Enum* value) {
+  for (std::size_t i = 0; i < kCount; ++i) {
+    if (name == names[i]) {
+      *value = static_cast<Enum>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+const char* status_message(Status status) {
+  switch (status) {
+    case Status::kOk: return "ok";
+    case Status::kInvalidArgument:
+      return "invalid argument (null pointer, zero output stride over several elements, or unknown "
+             "algorithm/ISA value)";
+    case Status::kUnsupportedIsa:
+      return "the requested ISA (or FASTSOFTMAX_ISA) is unknown, not compiled in, or not supported by "
+             "this CPU";
+  }
+  return "unknown status";
+}
+
+Status softmax(const float* x, float* y, const RowLayout& layout, const Options& options) {
+  return run_rows(x, y, layout, options, false);
+}
+Status softmax(const double* x, double* y, const RowLayout& layout, const Options& options) {
+  return run_rows(x, y, layout, options, false);
+}
+Status log_softmax(const float* x, float* y, const RowLayout& layout, const Options& options) {
+  return run_rows(x, y, layout, options, true);
+}
+Status log_softmax(const double* x, double* y, const RowLayout& layout, const Options& options) {
+  return run_rows(x, y, layout, options, true);
+}
+
+const char* isa_name(Isa isa) {
+  const int i = static_cast<int>(isa);
+  return i >= 0 && i < kNumIsas ? kIsaNames[i] : "unknown";
+}
+
+const char* algorithm_name(Algorithm algorithm) {
+  const int i = static_cast<int>(algorithm);
+  return i >= 0 && i < kNumAlgorithmNames ? kAlgorithmNames[i] : "unknown";
+}
+
+bool parse_isa(const std::string& name, Isa* isa) { return parse_name(name, kIsaNames, isa); }
+
+bool parse_algorithm(const std::string& name, Algorithm* algorithm) {
+  return parse_name(name, kAlgorithmNames, algorithm);
+}
+
+}  // namespace fastsoftmax

@@ -1,0 +1,149 @@
+// fastsoftmax._core: NumPy arrays in, C++ row kernels out. Argument rules (dtypes, axis, out=)
+// live in python/fastsoftmax/__init__.py; this layer only maps array views onto RowLayouts.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "fastsoftmax/fastsoftmax.h"
+
+namespace py = pybind11;
+using namespace fastsoftmax;
+
+namespace {
+
+Isa isa_from_name(const std::string& name) {
+  Isa isa;
+  if (!parse_isa(name, &isa)) throw py::value_error("unknown isa '" + name + "'");
+  return isa;
+}
+
+Algorithm algorithm_from_name(const std::string& name) {
+  Algorithm algorithm;
+  if (!parse_algorithm(name, &algorithm)) throw py::value_error("unknown algorithm '" + name + "'");
+  return algorithm;
+}
+
+void check(Status status) {
+  if (status != Status::kOk) throw py::value_error(status_message(status));
+}
+
+// Strides of `a` in elements; false if some stride is not a whole number of elements.
+bool element_strides(const py::array& a, std::vector<std::ptrdiff_t>* strides) {
+  const auto itemsize = static_cast<std::ptrdiff_t>(a.itemsize());
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+    if (a.strides(d) % itemsize != 0) return false;
+    strides->push_back(a.strides(d) / itemsize);
+  }
+  return true;
+}
+
+template <class T>
+void run(const py::array& x, py::array& y, const Options& options, bool log) {
+  const py::ssize_t ndim = x.ndim();
+  std::vector<std::ptrdiff_t> xs, ys;
+  if (!element_strides(x, &xs) || !element_strides(y, &ys)) {
+    throw py::value_error("array strides must be multiples of the item size");
+  }
+  std::vector<std::size_t> shape(x.shape(), x.shape() + ndim);
+  const T* x_data = static_cast<const T*>(x.data());
+  T* y_data = static_cast<T*>(y.mutable_data());
+
+  // The last axis is the softmax axis, the one before it the batch of rows; any axes before
+  // those are walked here, so every strided view runs without a copy.
+  RowLayout layout;
+  layout.n = shape[ndim - 1];
+  layout.x_stride = xs[ndim - 1];
+  layout.y_stride = ys[ndim - 1];
+  if (ndim >= 2) {
+    layout.rows = shape[ndim - 2];
+    layout.x_row_stride = xs[ndim - 2];
+    layout.y_row_stride = ys[ndim - 2];
+  }
+  const py::ssize_t outer_dims = ndim >= 2 ? ndim - 2 : 0;
+  std::size_t outer_count = 1;
+  for (py::ssize_t d = 0; d < outer_dims; ++d) outer_count *= shape[d];
+
+  Status status = Status::kOk;
+  {
+    py::gil_scoped_release release;
+    std::vector<std::size_t> index(outer_dims, 0);
+    for (std::size_t k = 0; k < outer_count && status == Status::kOk; ++k) {
+      std::ptrdiff_t x_offset = 0, y_offset = 0;
+      for (py::ssize_t d = 0; d < outer_dims; ++d) {
+        x_offset += static_cast<std::ptrdiff_t>(index[d]) * xs[d];
+        y_offset += static_cast<std::ptrdiff_t>(index[d]) * ys[d];
+      }
+      status = log ? log_softmax(x_data + x_offset, y_data + y_offset, layout, options)
+                   : softmax(x_data + x_offset, y_data + y_offset, layout, options);
+      // Advance the multi-index over the outer axes, last axis fastest.
+      for (py::ssize_t d = outer_dims - 1; d >= 0; --d) {
+        if (++index[d] < shape[d]) break;
+        index[d] = 0;
+      }
+    }
+  }
+  check(status);
+}
+
+void compute(const py::array& x, py::array& y, const std::string& algorithm, const std::string& isa, bool log) {
+  if (x.ndim() < 1 || x.ndim() != y.ndim()) throw py::value_error("x and y must have the same ndim >= 1");
+  for (py::ssize_t d = 0; d < x.ndim(); ++d) {
+    if (x.shape(d) != y.shape(d)) throw py::value_error("x and y must have the same shape");
+  }
+  if (!y.writeable()) throw py::value_error("output array is read-only");
+  const Options options{algorithm_from_name(algorithm), isa_from_name(isa)};
+  if (py::isinstance<py::array_t<float>>(x) && py::isinstance<py::array_t<float>>(y)) {
+    run<float>(x, y, options, log);
+  } else if (py::isinstance<py::array_t<double>>(x) && py::isinstance<py::array_t<double>>(y)) {
+    run<double>(x, y, options, log);
+  } else {
+    throw py::type_error("x and y must both be float32 or both float64");
+  }
+}
+
+std::vector<std::string> isa_names(const std::vector<Isa>& isas) {
+  std::vector<std::string> names;
+  for (Isa isa : isas) names.emplace_back(isa_name(isa));
+  return names;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "fastsoftmax native core (use the functions of the fastsoftmax package instead)";
+  m.attr("__version__") = FASTSOFTMAX_VERSION;
+  m.attr("cuda_compiled") = static_cast<bool>(FASTSOFTMAX_CUDA_COMPILED);
+
+  m.def("compute", &compute, py::arg("x"), py::arg("y"), py::arg("algorithm"), py::arg("isa"), py::arg("log"),
+        "Softmax (log=False) or log-softmax of x along its last axis into y (same shape, float32 or "
+        "float64, y writable; y may be x). Releases the GIL.");
+  m.def("compiled_isas", [] { return isa_names(compiled_isas()); }, "ISAs compiled into the library.");
+  m.def("supported_isas", [] { return isa_names(supported_isas()); },
+        "ISAs compiled in and usable on this CPU, best last.");
+  m.def("auto_isa", [] {
+    Isa isa;
+    check(auto_isa(&isa));
+    return std::string(isa_name(isa));
+  }, "The ISA that isa='auto' uses (FASTSOFTMAX_ISA if set).");
+  m.def("choose_algorithm", [](const std::string& isa, std::size_t n) {
+    return std::string(algorithm_name(choose_algorithm(isa_from_name(isa), n)));
+  }, py::arg("isa"), py::arg("n"), "The algorithm that algorithm='auto' picks for a row of length n.");
+  m.def("cpu_features", [] {
+    const CpuFeatures& f = cpu_features();
+    py::dict d;
+    d["avx2"] = f.avx2;
+    d["fma"] = f.fma;
+    d["avx512f"] = f.avx512f;
+    d["avx512dq"] = f.avx512dq;
+    d["avx512bw"] = f.avx512bw;
+    d["avx512vl"] = f.avx512vl;
+    d["os_saves_ymm"] = f.os_saves_ymm;
+    d["os_saves_zmm"] = f.os_saves_zmm;
+    return d;
+  }, "CPU features detected at run time (cpuid and the OS's xgetbv state).");
+}

@@ -1,0 +1,256 @@
+"""fastsoftmax: fast and accurate softmax and log-softmax for NumPy arrays.
+
+Four algorithms (``ALGORITHMS``), each selectable, on the best instruction set of this CPU
+(``available_isas()``) or a forced one::
+
+    >>> import numpy as np, fastsoftmax
+    >>> fastsoftmax.softmax(np.array([1.0, 2.0, 3.0]))
+    array([0.09003057, 0.24472847, 0.66524096])
+    >>> fastsoftmax.log_softmax(np.float32([0, 0]), algorithm="two_pass")
+    array([-0.6931472, -0.6931472], dtype=float32)
+
+Special values, identical for every algorithm and ISA:
+
+- a NaN anywhere in a row makes the whole row NaN;
+- a row containing +inf: the k entries equal to +inf share the probability (1/k each), all other
+  entries get 0 (log_softmax: -log(k) and -inf), the limit as those entries grow;
+- a row of only -inf: NaN;
+- -inf entries in an otherwise finite row give exactly 0 (log_softmax: -inf);
+- huge finite values (1e30, the float maximum) never overflow or give NaN.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from numpy.exceptions import AxisError
+
+from . import _core
+
+__version__: str = _core.__version__
+
+ALGORITHMS: tuple[str, ...] = ("auto", "two_pass", "three_pass_reload", "three_pass_recompute", "online")
+"""Names accepted by ``algorithm=``."""
+
+ISAS: tuple[str, ...] = ("auto", "scalar", "avx2", "avx512")
+"""Names accepted by ``isa=`` (those not in ``available_isas()`` raise ValueError)."""
+
+__all__ = [
+    "ALGORITHMS",
+    "ISAS",
+    "__version__",
+    "active_isa",
+    "available_isas",
+    "cmake_dir",
+    "compiled_isas",
+    "cpu_features",
+    "log_softmax",
+    "softmax",
+]
+
+
+def available_isas() -> list[str]:
+    """ISAs compiled into this build and supported by this CPU and OS, best last.
+
+    >>> "scalar" in fastsoftmax.available_isas()
+    True
+    """
+    return _core.supported_isas()
+
+
+def compiled_isas() -> list[str]:
+    """ISAs whose kernels were compiled into this build (some may not run on this CPU)."""
+    return _core.compiled_isas()
+
+
+def active_isa() -> str:
+    """The ISA that ``isa="auto"`` runs: ``FASTSOFTMAX_ISA`` if set, else the best available.
+
+    Raises ValueError if ``FASTSOFTMAX_ISA`` names an unknown or unavailable ISA.
+    """
+    try:
+        return _core.auto_isa()
+    except ValueError:
+        forced = os.environ.get("FASTSOFTMAX_ISA", "")
+        raise ValueError(
+            f"FASTSOFTMAX_ISA={forced!r} is not available here; choose one of {available_isas()} or 'auto'"
+        ) from None
+
+
+def cpu_features() -> dict[str, bool]:
+    """CPU features relevant to the kernels, detected at run time (cpuid, and xgetbv for OS state)."""
+    return _core.cpu_features()
+
+
+def cmake_dir() -> str:
+    """Folder holding ``fastsoftmaxConfig.cmake``, for ``find_package(fastsoftmax CONFIG)``.
+
+    Pass it as ``-Dfastsoftmax_DIR=$(python -c 'import fastsoftmax; print(fastsoftmax.cmake_dir())')``.
+    """
+    here = os.path.dirname(os.path.abspath(__file__))
+    for lib in ("lib", "lib64"):
+        path = os.path.join(here, lib, "cmake", "fastsoftmax")
+        if os.path.isfile(os.path.join(path, "fastsoftmaxConfig.cmake")):
+            return path
+    raise FileNotFoundError("this installation of fastsoftmax carries no CMake package")
+
+
+# ---- softmax / log_softmax ------------------------------------------------------------------
+
+_NATIVE = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _dtypes(dtype: np.dtype) -> tuple[np.dtype, np.dtype]:
+    """(dtype computed in, dtype returned) for an input dtype; TypeError if unsupported."""
+    if dtype.kind == "f" and dtype.itemsize in (4, 8):
+        native = dtype.newbyteorder("=")
+        return native, native
+    if dtype.kind == "f" and dtype.itemsize == 2:
+        return np.dtype(np.float32), np.dtype(np.float16)
+    if dtype.kind in "biu":
+        return np.dtype(np.float64), np.dtype(np.float64)
+    raise TypeError(f"softmax does not support dtype {dtype}; use float16, float32, float64, integer or bool")
+
+
+def _check_names(algorithm: str, isa: str) -> None:
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algorithm!r}; expected one of {ALGORITHMS}")
+    if isa not in ISAS:
+        raise ValueError(f"unknown isa {isa!r}; expected one of {ISAS}")
+    if isa != "auto" and isa not in available_isas():
+        raise ValueError(
+            f"isa {isa!r} is not available here (compiled in: {compiled_isas()}, "
+            f"supported by this CPU: {available_isas()})"
+        )
+
+
+def _check_out(out: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != shape:
+        raise ValueError(f"out has shape {out.shape}; expected {shape}, the shape of x")
+    if out.dtype != dtype:
+        raise TypeError(f"out has dtype {out.dtype}; expected {dtype}, the result dtype for this input")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only; expected a writable array")
+    return out
+
+
+def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
+    return (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.strides == b.strides
+        and a.shape == b.shape
+        and a.dtype == b.dtype
+    )
+
+
+def _apply(x: Any, axis: int, algorithm: str, isa: str, out: np.ndarray | None, log: bool) -> np.ndarray:
+    _check_names(algorithm, isa)
+    x = np.asarray(x)
+    compute_dtype, result_dtype = _dtypes(x.dtype)
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+        raise TypeError(f"axis must be an integer, got {type(axis).__name__}")
+    axis = int(axis)
+    ndim = max(x.ndim, 1)  # a 0-d array is a row of one element
+    if not -ndim <= axis < ndim:
+        raise AxisError(axis, ndim)
+    if out is not None:
+        _check_out(out, x.shape, result_dtype)
+    if x.size == 0:
+        return out if out is not None else np.empty(x.shape, dtype=result_dtype)
+
+    # The array the kernels read: x itself (a view) unless its dtype, byte order or alignment
+    # needs a converted copy.
+    xc = x.reshape(1) if x.ndim == 0 else x
+    if xc.dtype != compute_dtype or not xc.flags.aligned:
+        xc = xc.astype(compute_dtype, order="K")
+    x_rows = np.moveaxis(xc, axis, -1)
+
+    result = out if out is not None else np.empty(x.shape, dtype=result_dtype)
+    target = result.reshape(1) if result.ndim == 0 else result
+    y_rows = np.moveaxis(target, axis, -1)
+    # Kernels write y directly when it has the compute dtype and is x itself or apart from x;
+    # otherwise (float16, partial overlap) they write a temporary that is then copied over.
+    direct = y_rows.dtype == compute_dtype and y_rows.flags.aligned and (
+        _same_view(x_rows, y_rows) or not np.may_share_memory(x_rows, y_rows)
+    )
+    if direct:
+        _core.compute(x_rows, y_rows, algorithm, isa, log)
+    else:
+        temp = np.empty(x_rows.shape, dtype=compute_dtype)
+        _core.compute(x_rows, temp, algorithm, isa, log)
+        y_rows[...] = temp
+    return result
+
+
+def softmax(
+    x: Any,
+    axis: int = -1,
+    *,
+    algorithm: str = "auto",
+    isa: str = "auto",
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Softmax along ``axis``: ``exp(x) / sum(exp(x), axis)``, computed without overflow.
+
+    Parameters
+    ----------
+    x : array_like
+        float32 and float64 are computed natively and returned in the same dtype; float16 is
+        computed in float32 and returned as float16; integer and bool inputs become float64.
+        Complex, object and string dtypes raise TypeError. Any strides work; when ``axis`` has
+        unit stride (the usual C-contiguous last axis) nothing is copied.
+    axis : int
+        The axis to normalize over; out of range raises ``numpy.exceptions.AxisError``.
+    algorithm : str
+        One of ``ALGORITHMS``: "auto" (fastest for the row length, see README), "two_pass",
+        "three_pass_reload", "three_pass_recompute", "online".
+    isa : str
+        One of ``ISAS``: "auto" (``FASTSOFTMAX_ISA`` if set, else the best the CPU has), "scalar",
+        "avx2", "avx512". An ISA not in ``available_isas()`` raises ValueError.
+    out : numpy.ndarray, optional
+        Where to write the result: same shape as ``x`` and the result dtype, writable, else
+        ValueError/TypeError (raised before anything is written). May be ``x`` itself (in place).
+        The computation itself cannot fail part-way, so ``out`` is never left half-written.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``out`` if given, else a new C-contiguous array. A 0-d input gives 1.0 (an empty array an
+        empty result). Special values follow the rules in the module docstring: NaN rows are NaN,
+        +inf entries share the mass, all -inf rows are NaN, -inf entries give 0.
+
+    Examples
+    --------
+    >>> fastsoftmax.softmax([[1, 2], [3, 3]])
+    array([[0.26894142, 0.73105858],
+           [0.5       , 0.5       ]])
+    >>> fastsoftmax.softmax(np.float32([1, np.inf, np.inf]))
+    array([0. , 0.5, 0.5], dtype=float32)
+    """
+    return _apply(x, axis, algorithm, isa, out, log=False)
+
+
+def log_softmax(
+    x: Any,
+    axis: int = -1,
+    *,
+    algorithm: str = "auto",
+    isa: str = "auto",
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Log-softmax along ``axis``: ``x - log(sum(exp(x), axis))``, computed without overflow.
+
+    Parameters and dtype, ``out`` and error rules are those of :func:`softmax`. A 0-d input gives
+    0.0. Special values: NaN rows are NaN; in a row with k entries equal to +inf those get
+    -log(k) and the others -inf; all -inf rows are NaN; -inf entries give -inf.
+
+    Examples
+    --------
+    >>> fastsoftmax.log_softmax([0.0, 0.0, 0.0, 0.0])
+    array([-1.38629436, -1.38629436, -1.38629436, -1.38629436])
+    """
+    return _apply(x, axis, algorithm, isa, out, log=True)

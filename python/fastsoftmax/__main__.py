@@ -1,0 +1,78 @@
+"""``python -m fastsoftmax``: describe this build and machine, then self-check every kernel.
+
+Exits with status 1 if any (algorithm, ISA) pair misses its accuracy bound.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import platform
+import sys
+
+import numpy as np
+
+import fastsoftmax
+from fastsoftmax import _core
+
+# Self-check bound: float32 outputs within this many units in the last place of the
+# float64 reference (the kernels are designed for 2).
+MAX_ULP = 4.0
+
+
+def gpu_visible() -> str:
+    """Whether the CUDA driver reports a GPU, without needing the CUDA toolkit."""
+    try:
+        cuda = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return "no (no CUDA driver)"
+    count = ctypes.c_int(0)
+    if cuda.cuInit(0) != 0 or cuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return "no (the CUDA driver reports no usable device)"
+    return f"yes ({count.value} device(s))" if count.value else "no"
+
+
+def ulp_error(result: np.ndarray, reference: np.ndarray) -> float:
+    """Largest |result - reference| in float32 units in the last place of the reference."""
+    ref32 = reference.astype(np.float32)
+    ulp = np.spacing(np.abs(ref32)).astype(np.float64)
+    return float(np.max(np.abs(result.astype(np.float64) - reference) / ulp))
+
+
+def self_check() -> bool:
+    rng = np.random.default_rng(2020)
+    x = rng.uniform(-20, 20, size=4099).astype(np.float32)
+    shifted = x.astype(np.float64) - x.max()
+    reference = np.exp(shifted) / np.exp(shifted).sum()
+    ok = True
+    print(f"self-check: softmax of {x.size} float32 values in [-20, 20] vs float64 NumPy")
+    for isa in fastsoftmax.available_isas():
+        for algorithm in fastsoftmax.ALGORITHMS[1:]:
+            err = ulp_error(fastsoftmax.softmax(x, algorithm=algorithm, isa=isa), reference)
+            passed = err <= MAX_ULP
+            ok &= passed
+            print(f"  {isa:7s} {algorithm:21s} max error {err:5.2f} ulp  {'ok' if passed else 'FAIL'}")
+    return ok
+
+
+def main() -> int:
+    features = fastsoftmax.cpu_features()
+    print(f"fastsoftmax {fastsoftmax.__version__} (Python {platform.python_version()}, NumPy {np.__version__})")
+    print(f"CPU: {platform.processor() or platform.machine()}")
+    print("CPU features: " + ", ".join(f"{name}={'yes' if on else 'no'}" for name, on in features.items()))
+    print(f"ISAs compiled in: {', '.join(fastsoftmax.compiled_isas())}")
+    print(f"ISAs supported here: {', '.join(fastsoftmax.available_isas())}")
+    try:
+        active = fastsoftmax.active_isa()
+    except ValueError as exc:
+        print(f"active ISA: error: {exc}")
+        return 1
+    print(f"active ISA: {active}; algorithm='auto' picks "
+          + ", ".join(f"{_core.choose_algorithm(active, n)} for n={n}" for n in (1000, 100_000, 10_000_000)))
+    print(f"CUDA compiled in: {'yes' if _core.cuda_compiled else 'no'}; GPU visible: {gpu_visible()}")
+    ok = self_check()
+    print("self-check passed" if ok else "self-check FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
