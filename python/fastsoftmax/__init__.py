@@ -99,27 +99,35 @@ def cmake_dir() -> str:
 
 # ---- softmax / log_softmax ------------------------------------------------------------------
 
-_NATIVE = (np.dtype(np.float32), np.dtype(np.float64))
+_SUPPORTED_ISAS = frozenset(_core.supported_isas())
 
 
 def _dtypes(dtype: np.dtype) -> tuple[np.dtype, np.dtype]:
     """(dtype computed in, dtype returned) for an input dtype; TypeError if unsupported."""
-    if dtype.kind == "f" and dtype.itemsize in (4, 8):
+    rule = _DTYPE_RULES.get(dtype)
+    if rule is not None:
+        return rule
+    if dtype.kind == "f" and dtype.itemsize in (4, 8):  # non-native byte order
         native = dtype.newbyteorder("=")
         return native, native
-    if dtype.kind == "f" and dtype.itemsize == 2:
-        return np.dtype(np.float32), np.dtype(np.float16)
     if dtype.kind in "biu":
         return np.dtype(np.float64), np.dtype(np.float64)
     raise TypeError(f"softmax does not support dtype {dtype}; use float16, float32, float64, integer or bool")
 
 
+_F16, _F32, _F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
+# The common cases, looked up before the general rules.
+_DTYPE_RULES = {_F32: (_F32, _F32), _F64: (_F64, _F64), _F16: (_F32, _F16)}
+
+
 def _check_names(algorithm: str, isa: str) -> None:
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algorithm!r}; expected one of {ALGORITHMS}")
+    if isa == "auto":
+        return
     if isa not in ISAS:
         raise ValueError(f"unknown isa {isa!r}; expected one of {ISAS}")
-    if isa != "auto" and isa not in available_isas():
+    if isa not in _SUPPORTED_ISAS:
         raise ValueError(
             f"isa {isa!r} is not available here (compiled in: {compiled_isas()}, "
             f"supported by this CPU: {available_isas()})"
@@ -167,15 +175,17 @@ def _apply(x: Any, axis: int, algorithm: str, isa: str, out: np.ndarray | None, 
     xc = x.reshape(1) if x.ndim == 0 else x
     if xc.dtype != compute_dtype or not xc.flags.aligned:
         xc = xc.astype(compute_dtype, order="K")
-    x_rows = np.moveaxis(xc, axis, -1)
+    # Swapping the softmax axis last is a view; the order of the other axes does not matter.
+    last = axis in (-1, xc.ndim - 1)
+    x_rows = xc if last else xc.swapaxes(axis, -1)
 
     result = out if out is not None else np.empty(x.shape, dtype=result_dtype)
     target = result.reshape(1) if result.ndim == 0 else result
-    y_rows = np.moveaxis(target, axis, -1)
+    y_rows = target if last else target.swapaxes(axis, -1)
     # Kernels write y directly when it has the compute dtype and is x itself or apart from x;
     # otherwise (float16, partial overlap) they write a temporary that is then copied over.
     direct = y_rows.dtype == compute_dtype and y_rows.flags.aligned and (
-        _same_view(x_rows, y_rows) or not np.may_share_memory(x_rows, y_rows)
+        not np.may_share_memory(x_rows, y_rows) or _same_view(x_rows, y_rows)
     )
     if direct:
         _core.compute(x_rows, y_rows, algorithm, isa, log)
