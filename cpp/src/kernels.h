@@ -41,11 +41,11 @@ extern const IsaKernels kAvx512Kernels;
 template <class T>
 void checked_row(std::size_t n, const T* x, T* y, bool log);
 
-// The fast paths compute exp(x) as p * 2^n with n = round(x * log2(e)). They hold while the row
-// maximum m has |m| <= kFastRangeLimit and inputs are first raised to kExpInputFloor: then |n|
-// stays below 2^21, so n * ln2_hi is exact and x - n * ln2 loses nothing, and the raised inputs
-// lie over 2^19 below m, where exp underflows to exactly 0 relative to the row's sum.
-inline constexpr float kFastRangeLimit = 0x1p19f;  // 524288
-inline constexpr float kExpInputFloor = -0x1p20f;
+// The fast paths reduce x by multiples of ln(2)/16: n = round(x * 16 * log2(e)). They hold while
+// the row maximum m has |m| <= kFastRangeLimit and inputs are first raised to kExpInputFloor:
+// then |n| < 2^22, small enough for magic-bias rounding and an exact x - n * ln(2)/16, and the
+// raised inputs lie at least 2^16 below m, where exp is exactly 0 relative to the row's sum.
+inline constexpr float kFastRangeLimit = 0x1p16f;  // 65536
+inline constexpr float kExpInputFloor = -0x1p17f;
 
 }  // namespace fastsoftmax

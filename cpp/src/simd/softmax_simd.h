@@ -1,10 +1,10 @@
 // The four softmax algorithms for float32 rows, written once over a vector-traits struct S
 // (vec_avx2.h, vec_avx512.h) and instantiated by one translation unit per ISA.
 //
-// Every algorithm computes exp(x) = (1 + r) * 2^n without ever forming x - max: the range
+// Every algorithm computes exp(x) = T[j] * (1 + r) * 2^k without ever forming x - max: the range
 // reduction of x is exact, and the row's scale enters only as a power of two (2^-E, E the
-// exponent of the row maximum or of the largest term) and a final product with 1/sum. So no
-// rounding of x - max ever reaches the output, and nothing overflows for any finite input.
+// exponent of the row maximum or of the largest term) and as the table T scaled by 1/sum once
+// per row. So no rounding of x - max reaches the output, and nothing overflows for any finite x.
 #pragma once
 
 #include <cmath>
@@ -14,6 +14,16 @@
 #include "kernels.h"
 
 namespace fastsoftmax::simd {
+
+// 2^(i/16) for i = 0..15 as hi + lo floats (hi correctly rounded).
+inline constexpr float kExp2TableHi[16] = {
+    0x1.000000p+0f, 0x1.0b5586p+0f, 0x1.172b84p+0f, 0x1.2387a6p+0f, 0x1.306fe0p+0f, 0x1.3dea64p+0f,
+    0x1.4bfdaep+0f, 0x1.5ab07ep+0f, 0x1.6a09e6p+0f, 0x1.7a1148p+0f, 0x1.8ace54p+0f, 0x1.9c4918p+0f,
+    0x1.ae89fap+0f, 0x1.c199bep+0f, 0x1.d5818ep+0f, 0x1.ea4afap+0f};
+inline constexpr float kExp2TableLo[16] = {
+    0.0f,            0x1.9f3122p-25f,  -0x1.c15742p-27f, 0x1.ceac48p-25f,  0x1.4636e2p-25f,  0x1.824684p-25f,
+    -0x1.593abcp-25f, -0x1.5bd5ecp-27f, 0x1.9fcef4p-26f,  -0x1.829fd0p-25f, 0x1.15506ep-27f,  0x1.51f848p-27f,
+    -0x1.a94b14p-26f, -0x1.3d56b2p-27f, -0x1.822dbcp-27f, 0x1.52486cp-27f};
 
 template <class S>
 struct SimdKernels {
@@ -25,56 +35,81 @@ struct SimdKernels {
   // accumulator adds only a few terms and the row sum stays accurate for any row length.
   static constexpr std::size_t kChunkBlocks = 4;
 
+  // The exp table has 2^kTableBits entries: 16 with AVX-512 (one vpermps), 8 with AVX2.
+  static constexpr float kTableSize = 1 << S::kTableBits;
   static constexpr float kLog2e = 0x1.715476p+0f;
-  static constexpr float kLn2Hi = 0x1.62E430p-1f;   // ln(2) rounded to float
-  static constexpr float kLn2Lo = -0x1.05C610p-29f;  // ln(2) - kLn2Hi
+  static constexpr float kStepsPerUnit = kTableSize * kLog2e;  // table steps per unit of x
+  // ln(2) / kTableSize split in two floats (Cody-Waite); with FMA the first step is exact.
+  static constexpr float kStepHi = 0x1.62E430p-1f / kTableSize;
+  static constexpr float kStepLo = -0x1.05C610p-29f / kTableSize;
+  static constexpr float kRoundingBias = 0x1.8p23f;  // adding it leaves no fraction bits
   static constexpr double kLn2 = 0.693147180559945309417232121458176568;
-  // Below every exponent the kernels produce (kExpInputFloor * log2(e) is about -1.5e6).
+  // Below every exponent the kernels produce (kExpInputFloor * log2(e) is about -1.9e5).
   static constexpr float kNoExponent = -0x1p24f;
 
   using Block = V[kUnroll];
 
-  // ---- exp(x) = (1 + r) * 2^n, the one exp approximation of every SIMD kernel ----------------
+  // ---- exp(x) = T[n mod 2^b] * (1 + r) * 2^floor(n / 2^b), the one exp of every kernel ----
   struct ExpParts {
-    V r;  // exp(t) - 1 for the reduced argument t in [-ln2/2, ln2/2]
-    V n;  // integer-valued
+    V r;  // exp(t) - 1 for the reduced argument t in [-ln2/2^(b+1), ln2/2^(b+1)]
+    V n;  // integer-valued: x is n table steps of ln(2)/2^b, plus t
+    V z;  // n + kRoundingBias: its low bits index the table
   };
-  // For x >= kExpInputFloor (callers raise x with floor_input) and x <= 2^21; NaN propagates.
+  // For kExpInputFloor <= x <= 2^17 (callers raise x with floor_input); NaN propagates.
   static ExpParts exp_parts(V x) {
-    const V n = S::round(S::mul(x, S::set1(kLog2e)));
-    // t = x - n * ln2 in two steps (Cody-Waite); the FMA makes the first step exact.
-    V t = S::fmadd(n, S::set1(-kLn2Hi), x);
-    t = S::fmadd(n, S::set1(-kLn2Lo), t);
-    // exp(t) - 1 = t + t^2 * q(t), q of degree 4: relative error 3e-9 on [-ln2/2, ln2/2]
-    // (minimax fit for the relative error of exp, coefficients rounded to float).
-    V q = S::set1(0x1.6a244ap-10f);
-    q = S::fmadd(q, t, S::set1(0x1.1239d4p-7f));
-    q = S::fmadd(q, t, S::set1(0x1.5558f2p-5f));
-    q = S::fmadd(q, t, S::set1(0x1.555492p-3f));
-    q = S::fmadd(q, t, S::set1(0x1.fffffcp-2f));
-    return {S::fmadd(S::mul(t, t), q, t), n};
+    const V z = S::fmadd(x, S::set1(kStepsPerUnit), S::set1(kRoundingBias));
+    const V n = S::sub(z, S::set1(kRoundingBias));
+    V t = S::fmadd(n, S::set1(-kStepHi), x);
+    t = S::fmadd(n, S::set1(-kStepLo), t);
+    // exp(t) - 1 = t + t^2 * q(t): minimax fits for the relative error of exp, coefficients
+    // rounded to float; relative error 1.6e-9 (16 steps, degree 3) and 1.9e-10 (8, degree 4).
+    V q;
+    if constexpr (S::kTableBits == 4) {
+      q = S::fmadd(S::set1(0x1.5555fap-3f), t, S::set1(0x1.00021ep-1f));
+    } else {
+      q = S::fmadd(S::set1(0x1.554842p-5f), t, S::set1(0x1.555c76p-3f));
+      q = S::fmadd(q, t, S::set1(0x1.000000p-1f));
+    }
+    return {S::fmadd(S::mul(t, t), q, t), n, z};
   }
   // max(floor, x): -inf and very negative inputs become kExpInputFloor, whose exp is exactly 0
   // relative to any row on the fast path. NaN passes through (x86 max returns its 2nd operand).
   static V floor_input(V x) { return S::max(S::set1(kExpInputFloor), x); }
-  // exp(x) * 2^-e for e >= the exponent of x (sum terms: flushing subnormal terms is harmless).
-  static V exp_term(const ExpParts& ex, V e) { return S::scale_ftz(S::add(S::set1(1.0f), ex.r), S::sub(ex.n, e)); }
+  // The exponent argument n / 2^b - e for an integer e: S::scale applies 2^floor(.) of it.
+  static V exponent_arg(V n, V e) { return S::fmadd(n, S::set1(1.0f / kTableSize), S::sub(S::set1(0.0f), e)); }
 
-  // 1/sum as hi + lo floats, so the output (1 + r) * (hi + lo) rounds once, not twice.
-  struct Reciprocal {
+  // The table 2^(j/2^b) times a per-row factor, as hi + lo vectors (computed in double).
+  struct ExpTable {
     V hi, lo;
-    explicit Reciprocal(double sum) {
-      const double inv = 1.0 / sum;
-      const float hi_scalar = static_cast<float>(inv);
-      hi = S::set1(hi_scalar);
-      lo = S::set1(static_cast<float>(inv - hi_scalar));
+    explicit ExpTable(double factor) {
+      float hi_values[16], lo_values[16];
+      for (int i = 0; i < 16; ++i) {
+        const double v = (static_cast<double>(kExp2TableHi[i]) + kExp2TableLo[i]) * factor;
+        hi_values[i] = static_cast<float>(v);
+        lo_values[i] = static_cast<float>(v - hi_values[i]);
+      }
+      hi = S::load_table(hi_values);
+      lo = S::load_table(lo_values);
     }
   };
-  // The softmax output exp(x) / (sum * 2^e), correctly rounded into the subnormal range.
-  static V normalized_exp(V x, V e, const Reciprocal& inv) {
-    const ExpParts ex = exp_parts(floor_input(x));
-    return S::scale(S::add(S::fmadd(ex.r, inv.hi, inv.lo), inv.hi), S::sub(ex.n, e));
+  // T[j] * (1 + r) with a single rounding: T_hi + (T_hi * r + T_lo).
+  static V mantissa(const ExpParts& ex, const ExpTable& table) {
+    const V hi = S::lookup(table.hi, ex.z);
+    return S::add(hi, S::fmadd(hi, ex.r, S::lookup(table.lo, ex.z)));
   }
+  // exp(x) * 2^-e for an integer e >= the exponent of x; subnormal results may flush to zero
+  // (for sums, where terms that small cannot matter).
+  static V exp_term(const ExpParts& ex, V e, const ExpTable& table) {
+    return S::scale_ftz(mantissa(ex, table), exponent_arg(ex.n, e));
+  }
+  // The same, correctly rounded into the subnormal range (for outputs).
+  static V exp_output(const ExpParts& ex, V e, const ExpTable& table) {
+    return S::scale(mantissa(ex, table), exponent_arg(ex.n, e));
+  }
+
+  // Scalar twins for the row maximum: its table steps and its exponent floor(n / 2^b).
+  static float steps_of(float x) { return std::fma(x, kStepsPerUnit, kRoundingBias) - kRoundingBias; }
+  static float exponent_of(float x) { return std::floor(steps_of(x) / kTableSize); }
 
   // ---- Row sweeps ------------------------------------------------------------------------
   static void load_block(const float* x, std::size_t valid, V fill, Block& v) {
@@ -128,6 +163,9 @@ struct SimdKernels {
   }
 
   // ---- Reductions --------------------------------------------------------------------------
+  static V max_block(const Block& v) { return S::max(S::max(v[0], v[1]), S::max(v[2], v[3])); }
+  static V sum_block(const Block& v) { return S::add(S::add(v[0], v[1]), S::add(v[2], v[3])); }
+
   static float row_max(std::size_t n, const float* x) {
     constexpr float kNegInf = -std::numeric_limits<float>::infinity();
     V acc[kUnroll];
@@ -135,13 +173,11 @@ struct SimdKernels {
     sweep(n, x, kNegInf, [&](const Block& v, std::size_t, std::size_t) {
       for (int j = 0; j < kUnroll; ++j) acc[j] = S::max(acc[j], v[j]);
     }, [] {});
-    return S::reduce_max(S::max(S::max(acc[0], acc[1]), S::max(acc[2], acc[3])));
+    return S::reduce_max(max_block(acc));
   }
 
-  static V sum_block(const Block& v) { return S::add(S::add(v[0], v[1]), S::add(v[2], v[3])); }
-
-  // Per-lane (mantissa, exponent) pairs m * 2^e: float ones within a chunk, double ones across
-  // chunks. Merging scales both to the larger exponent (a power of two: exact).
+  // Per-lane (mantissa, exponent) pairs m * 2^e in double lanes, for the totals of two-pass and
+  // online. Adding scales both sides to the larger exponent (a power of two: exact).
   struct PairSum {
     typename S::Wide m;
     V e = S::set1(kNoExponent);
@@ -161,18 +197,12 @@ struct SimdKernels {
       *exponent = e_max;
     }
   };
-  static void merge_pair(V& m, V& e, V m_other, V e_other) {
-    const V e_new = S::max(e, e_other);
-    m = S::add(S::scale_ftz(m, S::sub(e, e_new)), S::scale_ftz(m_other, S::sub(e_other, e_new)));
-    e = e_new;
-  }
 
   // A fast-path row total: finite sum (no NaN) and an exponent the exact range reduction covers.
   static bool fast_total(double sum, float exponent) {
     return std::isfinite(sum) && exponent <= kFastRangeLimit * kLog2e && exponent >= -kFastRangeLimit * kLog2e;
   }
   static bool fast_max(float max) { return max >= -kFastRangeLimit && max <= kFastRangeLimit; }
-  static float exponent_of(float x) { return std::nearbyint(x * kLog2e); }
 
   static void fill_nan(std::size_t n, float* y) {
     for (std::size_t i = 0; i < n; ++i) y[i] = std::numeric_limits<float>::quiet_NaN();
@@ -189,12 +219,13 @@ struct SimdKernels {
       store_block(y + i, valid, out);
     });
   }
+  // softmax output exp(x) / (sum * 2^e): the table carries 1/sum, so each output rounds once.
   static void write_softmax(std::size_t n, const float* x, float* y, double sum, float exponent) {
-    const Reciprocal inv(sum);
+    const ExpTable table(1.0 / sum);
     const V e = S::set1(exponent);
     sweep(n, x, [&](const Block& v, std::size_t i, std::size_t valid) {
       Block out;
-      for (int j = 0; j < kUnroll; ++j) out[j] = normalized_exp(v[j], e, inv);
+      for (int j = 0; j < kUnroll; ++j) out[j] = exp_output(exp_parts(floor_input(v[j])), e, table);
       store_block(y + i, valid, out);
     });
   }
@@ -206,6 +237,7 @@ struct SimdKernels {
   template <bool kStore>
   static double sum_below_max(std::size_t n, const float* x, float* y, float exponent) {
     const V e = S::set1(exponent);
+    const ExpTable table(1.0);
     typename S::Wide wide;
     V acc[kUnroll];
     for (V& a : acc) a = S::set1(0.0f);
@@ -214,7 +246,7 @@ struct SimdKernels {
       for (int j = 0; j < kUnroll; ++j) {
         const ExpParts ex = exp_parts(floor_input(v[j]));
         // Stored terms become outputs: round them correctly into the subnormal range.
-        terms[j] = kStore ? S::scale(S::add(S::set1(1.0f), ex.r), S::sub(ex.n, e)) : exp_term(ex, e);
+        terms[j] = kStore ? exp_output(ex, e, table) : exp_term(ex, e, table);
         acc[j] = S::add(acc[j], terms[j]);
       }
       if (kStore) store_block(y + i, valid, terms);
@@ -242,61 +274,63 @@ struct SimdKernels {
     if (!fast_max(max)) return checked_row(n, x, y, false);
     const double sum = sum_below_max<true>(n, x, y, exponent_of(max));
     if (!std::isfinite(sum)) return fill_nan(n, y);  // a NaN; x may already be overwritten
-    const Reciprocal inv(sum);
+    // 1/sum as hi + lo floats, so each output v * (hi + lo) rounds once.
+    const double inv = 1.0 / sum;
+    const V inv_hi = S::set1(static_cast<float>(inv));
+    const V inv_lo = S::set1(static_cast<float>(inv - static_cast<float>(inv)));
     sweep(n, y, [&](const Block& v, std::size_t i, std::size_t valid) {
       Block out;
-      for (int j = 0; j < kUnroll; ++j) out[j] = S::fmadd(v[j], inv.hi, S::mul(v[j], inv.lo));
+      for (int j = 0; j < kUnroll; ++j) out[j] = S::fmadd(v[j], inv_hi, S::mul(v[j], inv_lo));
       store_block(y + i, valid, out);
     });
   }
 
+  // Adds the block's terms exp(x) * 2^-e_new to the running sum m * 2^e, rescaled to e_new.
+  static void accumulate(V& m, V& e, V e_new, const ExpParts (&ex)[kUnroll], const ExpTable& table) {
+    Block terms;
+    for (int j = 0; j < kUnroll; ++j) terms[j] = exp_term(ex[j], e_new, table);
+    m = S::add(S::scale_ftz(m, S::sub(e, e_new)), sum_block(terms));
+    e = e_new;
+  }
+
   // Two-pass (Dukhan & Ablavatski): pass 1 accumulates exp(x) as (mantissa, exponent) pairs,
-  // each accumulator rescaled to the largest exponent seen, so no max pass is needed.
+  // rescaled to the largest exponent seen (per lane, once per block), so no max pass is needed.
   template <bool kLog>
   static void two_pass(std::size_t n, const float* x, float* y) {
+    const ExpTable table(1.0);
     PairSum total;
-    V m[kUnroll], e[kUnroll];
-    auto reset = [&] {
-      for (int j = 0; j < kUnroll; ++j) {
-        m[j] = S::set1(0.0f);
-        e[j] = S::set1(kNoExponent);
-      }
-    };
-    reset();
+    V m = S::set1(0.0f);
+    V e = S::set1(kNoExponent);
     sweep(n, x, kExpInputFloor, [&](const Block& v, std::size_t, std::size_t) {
-      for (int j = 0; j < kUnroll; ++j) {
-        const ExpParts ex = exp_parts(floor_input(v[j]));
-        const V e_new = S::max(e[j], ex.n);
-        m[j] = S::add(S::scale_ftz(m[j], S::sub(e[j], e_new)), exp_term(ex, e_new));
-        e[j] = e_new;
-      }
+      ExpParts ex[kUnroll];
+      for (int j = 0; j < kUnroll; ++j) ex[j] = exp_parts(floor_input(v[j]));
+      const V n_max = S::max(S::max(ex[0].n, ex[1].n), S::max(ex[2].n, ex[3].n));
+      accumulate(m, e, S::max(e, S::floor(S::mul(n_max, S::set1(1.0f / kTableSize)))), ex, table);
     }, [&] {
-      merge_pair(m[0], e[0], m[1], e[1]);
-      merge_pair(m[2], e[2], m[3], e[3]);
-      merge_pair(m[0], e[0], m[2], e[2]);
-      total.add(m[0], e[0]);
-      reset();
+      total.add(m, e);
+      m = S::set1(0.0f);
+      e = S::set1(kNoExponent);
     });
     finish(n, x, y, total, kLog);
   }
 
   // Online (Milakov & Gimelshein): one pass keeps a running max and a running sum d, rescaled
   // when the max grows. Here d is kept relative to 2^E, E the exponent of the running max, so the
-  // rescale exp(m_old - m_new) is the exact power of two 2^(E_old - E_new); it is done once per
-  // block of kUnroll vectors.
+  // rescale exp(m_old - m_new) is the exact power of two 2^(E_old - E_new), once per block.
   template <bool kLog>
   static void online(std::size_t n, const float* x, float* y) {
+    const ExpTable table(1.0);
     PairSum total;
-    V running_max = S::set1(-std::numeric_limits<float>::infinity());
+    V running_max = S::set1(kExpInputFloor);
     V e = S::set1(exponent_of(kExpInputFloor));
     V d = S::set1(0.0f);
     sweep(n, x, kExpInputFloor, [&](const Block& v, std::size_t, std::size_t) {
-      running_max = S::max(S::max(running_max, S::max(v[0], v[1])), S::max(v[2], v[3]));
-      const V e_new = S::round(S::mul(floor_input(running_max), S::set1(kLog2e)));
-      Block terms;
-      for (int j = 0; j < kUnroll; ++j) terms[j] = exp_term(exp_parts(floor_input(v[j])), e_new);
-      d = S::add(S::scale_ftz(d, S::sub(e, e_new)), sum_block(terms));
-      e = e_new;
+      running_max = S::max(running_max, max_block(v));
+      ExpParts ex[kUnroll];
+      for (int j = 0; j < kUnroll; ++j) ex[j] = exp_parts(floor_input(v[j]));
+      const V max_steps = S::sub(S::fmadd(running_max, S::set1(kStepsPerUnit), S::set1(kRoundingBias)),
+                                 S::set1(kRoundingBias));
+      accumulate(d, e, S::floor(S::mul(max_steps, S::set1(1.0f / kTableSize))), ex, table);
     }, [&] {
       total.add(d, e);
       d = S::set1(0.0f);

@@ -12,6 +12,7 @@ struct Avx2 {
   using V = __m256;
   static constexpr std::size_t kWidth = 8;
   static constexpr const char* kName = "avx2";
+  static constexpr int kTableBits = 3;  // one 8-entry table per register
 
   static V set1(float a) { return _mm256_set1_ps(a); }
   static V load(const float* p) { return _mm256_loadu_ps(p); }
@@ -34,23 +35,29 @@ struct Avx2 {
   static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   // max(a, b); if either is NaN the result is b (the x86 rule, relied on to propagate NaN inputs).
   static V max(V a, V b) { return _mm256_max_ps(a, b); }
-  static V round(V a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static V floor(V a) { return _mm256_floor_ps(a); }
 
   // 2^k from the exponent bits, for integer-valued k in [-127, 127]; k = -127 gives +0.
   static V pow2(V k) {
     const __m256i biased = _mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127));
     return _mm256_castsi256_ps(_mm256_slli_epi32(biased, 23));
   }
-  // a * 2^k for integer-valued k <= 127 and 2^-42 <= |a| < 4: two exact-or-once-rounded steps,
-  // so results in the subnormal range are rounded correctly and k < -160 gives 0.
+  // a * 2^floor(k) for k < 128 and 2^-42 <= |a| < 4: two exact-or-once-rounded steps, so
+  // results in the subnormal range are rounded correctly, and k < -160 gives 0.
   static V scale(V a, V k) {
-    const V k_total = _mm256_max_ps(k, set1(-160.0f));
+    const V k_total = _mm256_max_ps(floor(k), set1(-160.0f));
     const V k_first = _mm256_max_ps(k_total, set1(-80.0f));  // a * 2^k_first stays normal: exact
     return mul(mul(a, pow2(k_first)), pow2(sub(k_total, k_first)));
   }
-  // a * 2^k for integer-valued k <= 127 where results below 2^-126 may flush to zero: for sums
-  // whose terms that small cannot matter.
-  static V scale_ftz(V a, V k) { return mul(a, pow2(_mm256_max_ps(k, set1(-127.0f)))); }
+  // a * 2^floor(k) for k < 128 where results below 2^-126 may flush to zero: for sums whose
+  // terms that small cannot matter.
+  static V scale_ftz(V a, V k) { return mul(a, pow2(_mm256_max_ps(floor(k), set1(-127.0f)))); }
+  // Entries 0, 2, ..., 14 of a 16-entry table of 2^(i/16): the 8-entry table of 2^(i/8).
+  static V load_table(const float* table16) {
+    return _mm256_i32gather_ps(table16, _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14), 4);
+  }
+  // table[low 3 bits of each lane of index's bits].
+  static V lookup(V table, V index) { return _mm256_permutevar8x32_ps(table, _mm256_castps_si256(index)); }
   static float reduce_max(V a) {
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));

@@ -12,6 +12,7 @@ struct Avx512 {
   using V = __m512;
   static constexpr std::size_t kWidth = 16;
   static constexpr const char* kName = "avx512";
+  static constexpr int kTableBits = 4;  // one 16-entry table per register
 
   static V set1(float a) { return _mm512_set1_ps(a); }
   static V load(const float* p) { return _mm512_loadu_ps(p); }
@@ -31,11 +32,14 @@ struct Avx512 {
   static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   // max(a, b); if either is NaN the result is b (the x86 rule, relied on to propagate NaN inputs).
   static V max(V a, V b) { return _mm512_max_ps(a, b); }
-  static V round(V a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-  // a * 2^k for integer-valued k, correctly rounded into the subnormal range (vscalefps).
+  static V floor(V a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
+  // a * 2^floor(k), correctly rounded into the subnormal range (vscalefps).
   static V scale(V a, V k) { return _mm512_scalef_ps(a, k); }
   // The same where subnormal results may flush to zero; vscalefps is exact anyway.
   static V scale_ftz(V a, V k) { return _mm512_scalef_ps(a, k); }
+  // The 16-entry table from memory, and table[low 4 bits of each lane of index's bits].
+  static V load_table(const float* table16) { return _mm512_loadu_ps(table16); }
+  static V lookup(V table, V index) { return _mm512_permutexvar_ps(_mm512_castps_si512(index), table); }
   static float reduce_max(V a) { return _mm512_reduce_max_ps(a); }
 
   // Sixteen double-precision lanes for sums that must not lose accuracy over long rows.
