@@ -154,10 +154,15 @@ Status auto_isa(Isa* isa) {
   return resolved.status;
 }
 
-// The automatic choice per ISA and row length.
+// The automatic choice per ISA and row length, from bench/ and the Python benchmark on AMD Zen 5
+// (README, "Performance"): while input and output stay in the last-level cache the compute-bound
+// reloading three-pass wins (one exp per element); beyond it the memory-bound two-pass wins (two
+// reads and one write instead of three reads and two writes). The scalar kernels compute exp
+// with the C library, so the single-exp reloading variant wins at every length.
+constexpr std::size_t kOutOfCacheElements = std::size_t{1} << 22;  // 16 MiB of float32 input
+
 Algorithm choose_algorithm(Isa isa, std::size_t n) {
-  (void)isa;
-  (void)n;
+  if (isa == Isa::kScalar || n < kOutOfCacheElements) return Algorithm::kThreePassReload;
   return Algorithm::kTwoPass;
 }
 

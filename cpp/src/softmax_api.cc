@@ -33,14 +33,18 @@ Status run_rows(const T* x, T* y, const RowLayout& layout, const Options& option
   if (n > 1 && layout.y_stride == 0) return Status::kInvalidArgument;
   if (rows > 1 && layout.y_row_stride == 0) return Status::kInvalidArgument;
 
-  const Algorithm algorithm =
-      options.algorithm == Algorithm::kAuto ? choose_algorithm(isa, n) : options.algorithm;
+  // float64 runs the scalar kernels unless the ISA provides its own.
   const RowKernels<T>* table;
   if constexpr (std::is_same_v<T, float>) {
     table = &kernels->f32;
+  } else if (kernels->f64 != nullptr) {
+    table = kernels->f64;
   } else {
-    table = kernels->f64 != nullptr ? kernels->f64 : kScalarKernels.f64;
+    table = kScalarKernels.f64;
+    isa = Isa::kScalar;
   }
+  const Algorithm algorithm =
+      options.algorithm == Algorithm::kAuto ? choose_algorithm(isa, n) : options.algorithm;
   const RowKernel<T> kernel = (log ? table->log_softmax : table->softmax)[algorithm_index(algorithm)];
 
   const bool unit_stride = layout.x_stride == 1 && layout.y_stride == 1;
