@@ -122,6 +122,21 @@ PYBIND11_MODULE(_core, m) {
   m.def("compute", &compute, py::arg("x"), py::arg("y"), py::arg("algorithm"), py::arg("isa"), py::arg("log"),
         "Softmax (log=False) or log-softmax of x along its last axis into y (same shape, float32 or "
         "float64, y writable; y may be x). Releases the GIL.");
+  m.def("read_twice_write_once", [](const py::array_t<float, py::array::c_style>& x,
+                                    py::array_t<float, py::array::c_style>& y, const std::string& isa) {
+    if (x.size() != y.size()) throw py::value_error("x and y must have the same size");
+    const Isa isa_value = isa_from_name(isa);
+    const float* x_data = x.data();
+    float* y_data = y.mutable_data();
+    Status status;
+    {
+      py::gil_scoped_release release;
+      status = read_twice_write_once(x_data, y_data, static_cast<std::size_t>(x.size()), isa_value);
+    }
+    check(status);
+  }, py::arg("x"), py::arg("y"), py::arg("isa"),
+        "Speed bound, not a softmax: reads contiguous float32 x twice and writes y once with trivial "
+        "arithmetic (the memory traffic of two_pass and online).");
   m.def("compiled_isas", [] { return isa_names(compiled_isas()); }, "ISAs compiled into the library.");
   m.def("supported_isas", [] { return isa_names(supported_isas()); },
         "ISAs compiled in and usable on this CPU, best last.");

@@ -25,6 +25,7 @@ struct RowKernels {
 struct IsaKernels {
   RowKernels<float> f32;
   const RowKernels<double>* f64;
+  RowKernel<float> read_twice_write_once;  // the memory-traffic floor of two-pass and online
 };
 
 extern const IsaKernels kScalarKernels;

@@ -103,6 +103,16 @@ Status log_softmax(const double* x, double* y, const RowLayout& layout, const Op
   return run_rows(x, y, layout, options, true);
 }
 
+Status read_twice_write_once(const float* x, float* y, std::size_t n, Isa isa) {
+  const IsaKernels* kernels = nullptr;
+  const Status status = select_kernels(isa, &kernels, &isa);
+  if (status != Status::kOk) return status;
+  if (n == 0) return Status::kOk;
+  if (x == nullptr || y == nullptr) return Status::kInvalidArgument;
+  kernels->read_twice_write_once(n, x, y);
+  return Status::kOk;
+}
+
 const char* isa_name(Isa isa) {
   const int i = static_cast<int>(isa);
   return i >= 0 && i < kNumIsas ? kIsaNames[i] : "unknown";

@@ -94,6 +94,11 @@ inline Status log_softmax(const double* x, double* y, std::size_t n, const Optio
   return log_softmax(x, y, RowLayout::contiguous(1, n), options);
 }
 
+// A speed bound for softmax, not a softmax: reads x twice (a max, then a scaling) and writes y
+// once with trivial arithmetic, using the kernels' own loads, stores and unrolling on `isa`. The
+// memory traffic of two-pass and online (8 bytes read and 4 written per element).
+Status read_twice_write_once(const float* x, float* y, std::size_t n, Isa isa = Isa::kAuto);
+
 // ---- Introspection and selection ----------------------------------------------------------
 
 // Lower-case names as used by the Python API and FASTSOFTMAX_ISA: "scalar", "avx2", "avx512",

@@ -144,8 +144,15 @@ struct ScalarKernels {
 
 const RowKernels<double> kScalarF64 = ScalarKernels<double>::table();
 
+void read_twice_write_once(std::size_t n, const float* x, float* y) {
+  float max = 0;
+  for (std::size_t i = 0; i < n; ++i) max = std::max(max, x[i]);
+  const float scale = 1.0f / (1.0f + std::fabs(max));
+  for (std::size_t i = 0; i < n; ++i) y[i] = x[i] * scale;
+}
+
 }  // namespace
 
-const IsaKernels kScalarKernels = {ScalarKernels<float>::table(), &kScalarF64};
+const IsaKernels kScalarKernels = {ScalarKernels<float>::table(), &kScalarF64, read_twice_write_once};
 
 }  // namespace fastsoftmax

@@ -5,6 +5,7 @@
 
 namespace fastsoftmax {
 
-const IsaKernels kAvx2Kernels = {simd::SimdKernels<simd::Avx2>::table(), nullptr};
+using Kernels = simd::SimdKernels<simd::Avx2>;
+const IsaKernels kAvx2Kernels = {Kernels::table(), nullptr, Kernels::read_twice_write_once};
 
 }  // namespace fastsoftmax

@@ -5,6 +5,7 @@
 
 namespace fastsoftmax {
 
-const IsaKernels kAvx512Kernels = {simd::SimdKernels<simd::Avx512>::table(), nullptr};
+using Kernels = simd::SimdKernels<simd::Avx512>;
+const IsaKernels kAvx512Kernels = {Kernels::table(), nullptr, Kernels::read_twice_write_once};
 
 }  // namespace fastsoftmax

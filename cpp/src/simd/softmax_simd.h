@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 
 #include "kernels.h"
@@ -34,6 +35,10 @@ struct SimdKernels {
   // Float partial sums spill into double lanes every kChunkBlocks blocks, so each float
   // accumulator adds only a few terms and the row sum stays accurate for any row length.
   static constexpr std::size_t kChunkBlocks = 4;
+  // Outputs of rows this long (float32: 16 MiB, half the last-level cache of the benchmark
+  // machine) are written with non-temporal stores: they would not stay cached anyway, and the
+  // stores then skip reading the output lines first.
+  static constexpr std::size_t kStreamingElements = std::size_t{1} << 22;
 
   // The exp table has 2^kTableBits entries: 16 with AVX-512 (one vpermps), 8 with AVX2.
   static constexpr float kTableSize = 1 << S::kTableBits;
@@ -122,11 +127,17 @@ struct SimdKernels {
       }
     }
   }
+  // kStream: full vectors go out as non-temporal stores (y must be vector-aligned).
+  template <bool kStream = false>
   static void store_block(float* y, std::size_t valid, const Block& v) {
     for (int j = 0; j < kUnroll; ++j) {
       const std::size_t start = j * kWidth;
       if (valid >= start + kWidth) {
-        S::store(y + start, v[j]);
+        if (kStream) {
+          S::stream(y + start, v[j]);
+        } else {
+          S::store(y + start, v[j]);
+        }
       } else if (valid > start) {
         S::store_tail(y + start, v[j], valid - start);
       }
@@ -160,6 +171,29 @@ struct SimdKernels {
   template <class Body>
   static void sweep(std::size_t n, const float* x, Body&& body) {
     sweep(n, x, 0.0f, body, [] {});
+  }
+
+  // An output pass y = f(x) vector by vector. Long rows stream their output: the elements up to
+  // the first vector-aligned y are written normally, the rest with non-temporal stores.
+  template <class F>
+  static void write_pass(std::size_t n, const float* x, float* y, F&& f) {
+    auto body = [&f](auto stream, float* ys) {
+      return [&f, ys](const Block& v, std::size_t i, std::size_t valid) {
+        Block out;
+        for (int j = 0; j < kUnroll; ++j) out[j] = f(v[j]);
+        store_block<decltype(stream)::value>(ys + i, valid, out);
+      };
+    };
+    std::size_t head = n;
+    if (n >= kStreamingElements && reinterpret_cast<std::uintptr_t>(y) % sizeof(float) == 0) {
+      const std::size_t misalignment = reinterpret_cast<std::uintptr_t>(y) % sizeof(V) / sizeof(float);
+      head = misalignment == 0 ? 0 : kWidth - misalignment;
+    }
+    sweep(head, x, body(std::false_type{}, y));
+    if (head < n) {
+      sweep(n - head, x + head, body(std::true_type{}, y + head));
+      S::stream_fence();
+    }
   }
 
   // ---- Reductions --------------------------------------------------------------------------
@@ -213,21 +247,13 @@ struct SimdKernels {
     const double log_sum = exponent * kLn2 + std::log(sum);
     const V hi = S::set1(static_cast<float>(log_sum));
     const V lo = S::set1(static_cast<float>(log_sum - static_cast<float>(log_sum)));
-    sweep(n, x, [&](const Block& v, std::size_t i, std::size_t valid) {
-      Block out;
-      for (int j = 0; j < kUnroll; ++j) out[j] = S::sub(S::sub(v[j], hi), lo);
-      store_block(y + i, valid, out);
-    });
+    write_pass(n, x, y, [&](V v) { return S::sub(S::sub(v, hi), lo); });
   }
   // softmax output exp(x) / (sum * 2^e): the table carries 1/sum, so each output rounds once.
   static void write_softmax(std::size_t n, const float* x, float* y, double sum, float exponent) {
     const ExpTable table(1.0 / sum);
     const V e = S::set1(exponent);
-    sweep(n, x, [&](const Block& v, std::size_t i, std::size_t valid) {
-      Block out;
-      for (int j = 0; j < kUnroll; ++j) out[j] = exp_output(exp_parts(floor_input(v[j])), e, table);
-      store_block(y + i, valid, out);
-    });
+    write_pass(n, x, y, [&](V v) { return exp_output(exp_parts(floor_input(v)), e, table); });
   }
 
   // ---- The algorithms ----------------------------------------------------------------------
@@ -346,6 +372,13 @@ struct SimdKernels {
     if (!fast_total(sum, exponent)) return checked_row(n, x, y, log);
     if (log) return write_log_softmax(n, x, y, sum, exponent);
     write_softmax(n, x, y, sum, exponent);
+  }
+
+  // Reads x twice (a max, then a scaling) and writes y once with trivial arithmetic: the memory
+  // traffic of two-pass and online without their exponentials, a speed bound for them.
+  static void read_twice_write_once(std::size_t n, const float* x, float* y) {
+    const V scale = S::set1(1.0f / (1.0f + std::fabs(row_max(n, x))));
+    write_pass(n, x, y, [&](V v) { return S::mul(v, scale); });
   }
 
   static constexpr RowKernels<float> table() {

@@ -16,6 +16,9 @@ struct Avx2 {
 
   static V set1(float a) { return _mm256_set1_ps(a); }
   static V load(const float* p) { return _mm256_loadu_ps(p); }
+  // Non-temporal store; p must be aligned to the vector size.
+  static void stream(float* p, V v) { _mm256_stream_ps(p, v); }
+  static void stream_fence() { _mm_sfence(); }
   static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
   // All-ones in the first `count` lanes (count <= 8).
   static __m256i first_lanes(std::size_t count) {

@@ -16,6 +16,9 @@ struct Avx512 {
 
   static V set1(float a) { return _mm512_set1_ps(a); }
   static V load(const float* p) { return _mm512_loadu_ps(p); }
+  // Non-temporal store; p must be aligned to the vector size.
+  static void stream(float* p, V v) { _mm512_stream_ps(p, v); }
+  static void stream_fence() { _mm_sfence(); }
   static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
   static __mmask16 first_lanes(std::size_t count) {
     return static_cast<__mmask16>((1u << count) - 1u);
