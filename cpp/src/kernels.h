@@ -41,6 +41,10 @@ extern const IsaKernels kAvx512Kernels;
 // code in extended precision (double for float rows, long double for double rows).
 template <class T>
 void checked_row(std::size_t n, const T* x, T* y, bool log);
+template <class T, bool kLog>
+void checked_row_kernel(std::size_t n, const T* x, T* y) {
+  checked_row(n, x, y, kLog);
+}
 
 // The fast paths reduce x by multiples of ln(2)/16: n = round(x * 16 * log2(e)). They hold while
 // the row maximum m has |m| <= kFastRangeLimit and inputs are first raised to kExpInputFloor:

@@ -45,7 +45,10 @@ Status run_rows(const T* x, T* y, const RowLayout& layout, const Options& option
   }
   const Algorithm algorithm =
       options.algorithm == Algorithm::kAuto ? choose_algorithm(isa, n) : options.algorithm;
-  const RowKernel<T> kernel = (log ? table->log_softmax : table->softmax)[algorithm_index(algorithm)];
+  // One-element rows (and 0-d inputs) are exactly 1 (log: 0), or NaN: the checked path says so
+  // exactly, where the fast kernels could leave a rounding of exp(x) / exp(x).
+  const RowKernel<T> kernel = n == 1 ? (log ? checked_row_kernel<T, true> : checked_row_kernel<T, false>)
+                                     : (log ? table->log_softmax : table->softmax)[algorithm_index(algorithm)];
 
   const bool unit_stride = layout.x_stride == 1 && layout.y_stride == 1;
   // Rows with strided elements are gathered into a contiguous buffer, computed, and scattered.

@@ -117,7 +117,7 @@ def _dtypes(dtype: np.dtype) -> tuple[np.dtype, np.dtype]:
 
 _F16, _F32, _F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 # The common cases, looked up before the general rules.
-_DTYPE_RULES = {_F32: (_F32, _F32), _F64: (_F64, _F64), _F16: (_F32, _F16)}
+_DTYPE_RULES: dict[np.dtype, tuple[np.dtype, np.dtype]] = {_F32: (_F32, _F32), _F64: (_F64, _F64), _F16: (_F32, _F16)}
 
 
 def _check_names(algorithm: str, isa: str) -> None:

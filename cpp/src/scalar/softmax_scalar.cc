@@ -77,12 +77,15 @@ struct ScalarKernels {
 
   // Pass 1 sums exp(x) as a (mantissa m, exponent e) pair with m * 2^e = sum: terms are scaled to
   // the largest exponent seen so far, so no max pass is needed and nothing overflows.
-  // Pass 2 writes exp(x) / (m * 2^e).
+  // Pass 2 writes exp(x) / (m * 2^e); log-softmax (x - max) - log(sum(exp(x - max))), with the
+  // maximum kept in pass 1 so that outputs near 0 do not inherit the rounding of log(m) + e ln2.
   template <bool kLog>
   static void two_pass(std::size_t n, const T* x, T* y) {
     Wide m = 0;
     long e = kNoExponent;
+    T max = -std::numeric_limits<T>::infinity();
     for (std::size_t i = 0; i < n; ++i) {
+      if (kLog) max = std::max(max, x[i]);
       // NaN, +inf and values too large for the exact range reduction take the checked path.
       if (!(x[i] <= kFastRangeLimit)) return checked_row(n, x, y, kLog);
       const ExpParts term = exp_parts(std::max<Wide>(x[i], kExpInputFloor));
@@ -96,11 +99,13 @@ struct ScalarKernels {
     if (n == 0) return;
     // A row whose maximum lies below -kFastRangeLimit (only -inf, say) takes the checked path.
     if (static_cast<Wide>(e) < -kFastRangeLimit * kLog2e) return checked_row(n, x, y, kLog);
-    const Wide log_sum = std::log(m) + static_cast<Wide>(e) / kLog2e;
+    // log(m * 2^e) - max, where e * kLn2Hi is exact and close enough to max to subtract exactly.
+    const Wide e_wide = static_cast<Wide>(e);
+    const Wide log_sum = std::max<Wide>(0, std::log(m) + ((e_wide * kLn2Hi - max) + e_wide * kLn2Lo));
     const Wide inv_m = 1 / m;
     for (std::size_t i = 0; i < n; ++i) {
       if (kLog) {
-        y[i] = static_cast<T>(x[i] - log_sum);
+        y[i] = static_cast<T>((static_cast<Wide>(x[i]) - max) - log_sum);
       } else {
         const ExpParts term = exp_parts(std::max<Wide>(x[i], kExpInputFloor));
         y[i] = static_cast<T>(std::ldexp(term.p * inv_m, static_cast<int>(std::max<long>(term.n - e, -100000))));

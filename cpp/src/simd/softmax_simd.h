@@ -32,9 +32,6 @@ struct SimdKernels {
   static constexpr std::size_t kWidth = S::kWidth;
   static constexpr int kUnroll = 4;  // vectors per block: independent chains hide FMA latency
   static constexpr std::size_t kBlock = kUnroll * kWidth;
-  // Float partial sums spill into double lanes every kChunkBlocks blocks, so each float
-  // accumulator adds only a few terms and the row sum stays accurate for any row length.
-  static constexpr std::size_t kChunkBlocks = 4;
   // Outputs of rows this long (float32: 16 MiB, half the last-level cache of the benchmark
   // machine) are written with non-temporal stores: they would not stay cached anyway, and the
   // stores then skip reading the output lines first.
@@ -146,31 +143,25 @@ struct SimdKernels {
 
   // Visits x[0, n) a block of kUnroll vectors at a time: body(block, i, valid) where the block
   // holds x[i, i + kBlock) and valid = elements left from i (kBlock on full blocks; on the last,
-  // partial block the missing lanes read as `fill`). end_chunk() runs after every kChunkBlocks
-  // blocks and after the last block.
-  template <class Body, class EndChunk>
-  static void sweep(std::size_t n, const float* x, float fill, Body&& body, EndChunk&& end_chunk) {
+  // partial block the missing lanes read as `fill`).
+  template <class Body>
+  static void sweep(std::size_t n, const float* x, float fill, Body&& body) {
     const std::size_t full_end = n - n % kBlock;
     std::size_t i = 0;
-    while (i < full_end) {
-      const std::size_t chunk_end = i + kChunkBlocks * kBlock < full_end ? i + kChunkBlocks * kBlock : full_end;
-      for (; i < chunk_end; i += kBlock) {
-        Block v;
-        load_block(x + i, kBlock, S::set1(fill), v);
-        body(v, i, kBlock);
-      }
-      end_chunk();
+    for (; i < full_end; i += kBlock) {
+      Block v;
+      load_block(x + i, kBlock, S::set1(fill), v);
+      body(v, i, kBlock);
     }
     if (i < n) {
       Block v;
       load_block(x + i, n - i, S::set1(fill), v);
       body(v, i, n - i);
-      end_chunk();
     }
   }
   template <class Body>
   static void sweep(std::size_t n, const float* x, Body&& body) {
-    sweep(n, x, 0.0f, body, [] {});
+    sweep(n, x, 0.0f, body);
   }
 
   // An output pass y = f(x) vector by vector. Long rows stream their output: the elements up to
@@ -198,7 +189,6 @@ struct SimdKernels {
 
   // ---- Reductions --------------------------------------------------------------------------
   static V max_block(const Block& v) { return S::max(S::max(v[0], v[1]), S::max(v[2], v[3])); }
-  static V sum_block(const Block& v) { return S::add(S::add(v[0], v[1]), S::add(v[2], v[3])); }
 
   static float row_max(std::size_t n, const float* x) {
     constexpr float kNegInf = -std::numeric_limits<float>::infinity();
@@ -206,21 +196,31 @@ struct SimdKernels {
     for (V& a : acc) a = S::set1(kNegInf);
     sweep(n, x, kNegInf, [&](const Block& v, std::size_t, std::size_t) {
       for (int j = 0; j < kUnroll; ++j) acc[j] = S::max(acc[j], v[j]);
-    }, [] {});
+    });
     return S::reduce_max(max_block(acc));
   }
 
-  // Per-lane (mantissa, exponent) pairs m * 2^e in double lanes, for the totals of two-pass and
-  // online. Adding scales both sides to the larger exponent (a power of two: exact).
+  // Sums of exponentials are accumulated term by term in double lanes: the only rounding of the
+  // row's sum is then that of each float term (at most 0.57 ULP relative), for any row length.
+  // That keeps every softmax output within 0.57 + 1.14 < 2 ULP of the correctly rounded result.
+
+  // Per-lane (mantissa, exponent) pairs m * 2^e, m in double lanes: the running sums of two-pass
+  // and online. Terms are added relative to the lane's exponent e, raised as larger terms come.
   struct PairSum {
     typename S::Wide m;
     V e = S::set1(kNoExponent);
 
-    void add(V m_add, V e_add) {
-      const V e_new = S::max(e, e_add);
-      S::wide_mul(m, S::scale_ftz(S::set1(1.0f), S::sub(e, e_new)));
-      S::wide_add(m, S::scale_ftz(m_add, S::sub(e_add, e_new)));
-      e = e_new;
+    // Raises the lanes' exponents to e_new >= e; rescaling m by 2^(e - e_new) is exact. Rare once
+    // the row's largest values have been seen, so it is skipped when no lane changes.
+    void raise_exponent(V e_new) {
+      if (S::any_greater(e_new, e)) {
+        S::wide_mul(m, S::scale_ftz(S::set1(1.0f), S::sub(e, e_new)));
+        e = e_new;
+      }
+    }
+    // Adds the block's terms exp(x) * 2^-e.
+    void add_terms(const ExpParts (&ex)[kUnroll], const ExpTable& table) {
+      for (int j = 0; j < kUnroll; ++j) S::wide_add(m, exp_term(ex[j], e, table));
     }
     // The row total as (sum, exponent): sum(exp(x)) = sum * 2^exponent.
     void total(double* sum, float* exponent) const {
@@ -242,14 +242,16 @@ struct SimdKernels {
     for (std::size_t i = 0; i < n; ++i) y[i] = std::numeric_limits<float>::quiet_NaN();
   }
 
-  // log_softmax output x - (e * ln2 + log(sum)), the subtrahend split in two floats.
-  static void write_log_softmax(std::size_t n, const float* x, float* y, double sum, float exponent) {
-    const double log_sum = exponent * kLn2 + std::log(sum);
-    const V hi = S::set1(static_cast<float>(log_sum));
-    const V lo = S::set1(static_cast<float>(log_sum - static_cast<float>(log_sum)));
-    write_pass(n, x, y, [&](V v) { return S::sub(S::sub(v, hi), lo); });
+  // log_softmax output (x - max) - log(sum(exp(x - max))), the row sum being sum * 2^e. The
+  // subtrahend is >= 0 (the max contributes exp(0) = 1), so every output is <= 0.
+  static void write_log_softmax(std::size_t n, const float* x, float* y, double sum, float exponent,
+                                float max) {
+    const V log_sum = S::set1(static_cast<float>(std::fmax(0.0, std::log(sum) + (exponent * kLn2 - max))));
+    const V shift = S::set1(max);
+    write_pass(n, x, y, [&](V v) { return S::sub(S::sub(v, shift), log_sum); });
   }
-  // softmax output exp(x) / (sum * 2^e): the table carries 1/sum, so each output rounds once.
+  // softmax output exp(x) / (sum * 2^e): the table carries 1/sum, so each normal output rounds
+  // once (subnormal ones twice, the second time in vscalefps or the exponent-bits scaling).
   static void write_softmax(std::size_t n, const float* x, float* y, double sum, float exponent) {
     const ExpTable table(1.0 / sum);
     const V e = S::set1(exponent);
@@ -264,23 +266,32 @@ struct SimdKernels {
   static double sum_below_max(std::size_t n, const float* x, float* y, float exponent) {
     const V e = S::set1(exponent);
     const ExpTable table(1.0);
-    typename S::Wide wide;
-    V acc[kUnroll];
-    for (V& a : acc) a = S::set1(0.0f);
+    typename S::Wide sum;
+    V stored_error = S::set1(0.0f);
     sweep(n, x, kExpInputFloor, [&](const Block& v, std::size_t i, std::size_t valid) {
       Block terms;
       for (int j = 0; j < kUnroll; ++j) {
         const ExpParts ex = exp_parts(floor_input(v[j]));
-        // Stored terms become outputs: round them correctly into the subnormal range.
-        terms[j] = kStore ? exp_output(ex, e, table) : exp_term(ex, e, table);
-        acc[j] = S::add(acc[j], terms[j]);
+        if constexpr (kStore) {
+          // Stored terms are rounded again by the last pass. So that their own rounding does not
+          // also reach the sum, it is added back: T_hi + (T_hi * r + T_lo) rounds with an error
+          // that Fast2Sum gives exactly (|T_hi| >= |T_hi * r + T_lo|). Outputs then stay within
+          // 0.57 + 0.5 ULP. Stored terms are rounded correctly into the subnormal range.
+          const V hi = S::lookup(table.hi, ex.z);
+          const V low_part = S::fmadd(hi, ex.r, S::lookup(table.lo, ex.z));
+          const V mantissa_sum = S::add(hi, low_part);
+          const V arg = exponent_arg(ex.n, e);
+          terms[j] = S::scale(mantissa_sum, arg);
+          stored_error = S::add(stored_error, S::scale_ftz(S::sub(low_part, S::sub(mantissa_sum, hi)), arg));
+        } else {
+          terms[j] = exp_term(ex, e, table);
+        }
+        S::wide_add(sum, terms[j]);
       }
       if (kStore) store_block(y + i, valid, terms);
-    }, [&] {
-      S::wide_add(wide, sum_block(acc));
-      for (V& a : acc) a = S::set1(0.0f);
     });
-    return S::wide_total(wide);
+    S::wide_add(sum, stored_error);
+    return S::wide_total(sum);
   }
 
   template <bool kLog>
@@ -291,7 +302,7 @@ struct SimdKernels {
     const double sum = sum_below_max<false>(n, x, nullptr, exponent);
     // With a finite max every term is below 2, so a non-finite sum means a NaN in the row.
     if (!std::isfinite(sum)) return fill_nan(n, y);
-    if (kLog) return write_log_softmax(n, x, y, sum, exponent);
+    if (kLog) return write_log_softmax(n, x, y, sum, exponent, max);
     write_softmax(n, x, y, sum, exponent);
   }
 
@@ -311,33 +322,23 @@ struct SimdKernels {
     });
   }
 
-  // Adds the block's terms exp(x) * 2^-e_new to the running sum m * 2^e, rescaled to e_new.
-  static void accumulate(V& m, V& e, V e_new, const ExpParts (&ex)[kUnroll], const ExpTable& table) {
-    Block terms;
-    for (int j = 0; j < kUnroll; ++j) terms[j] = exp_term(ex[j], e_new, table);
-    m = S::add(S::scale_ftz(m, S::sub(e, e_new)), sum_block(terms));
-    e = e_new;
-  }
-
   // Two-pass (Dukhan & Ablavatski): pass 1 accumulates exp(x) as (mantissa, exponent) pairs,
-  // rescaled to the largest exponent seen (per lane, once per block), so no max pass is needed.
+  // relative to the largest exponent seen (per lane, checked once per block), so no max pass is
+  // needed. log-softmax also keeps the row maximum, which its output pass subtracts first.
   template <bool kLog>
   static void two_pass(std::size_t n, const float* x, float* y) {
     const ExpTable table(1.0);
     PairSum total;
-    V m = S::set1(0.0f);
-    V e = S::set1(kNoExponent);
+    V running_max = S::set1(-std::numeric_limits<float>::infinity());
     sweep(n, x, kExpInputFloor, [&](const Block& v, std::size_t, std::size_t) {
+      if constexpr (kLog) running_max = S::max(running_max, max_block(v));
       ExpParts ex[kUnroll];
       for (int j = 0; j < kUnroll; ++j) ex[j] = exp_parts(floor_input(v[j]));
       const V n_max = S::max(S::max(ex[0].n, ex[1].n), S::max(ex[2].n, ex[3].n));
-      accumulate(m, e, S::max(e, S::floor(S::mul(n_max, S::set1(1.0f / kTableSize)))), ex, table);
-    }, [&] {
-      total.add(m, e);
-      m = S::set1(0.0f);
-      e = S::set1(kNoExponent);
+      total.raise_exponent(S::max(total.e, S::floor(S::mul(n_max, S::set1(1.0f / kTableSize)))));
+      total.add_terms(ex, table);
     });
-    finish(n, x, y, total, kLog);
+    finish(n, x, y, total, kLog, S::reduce_max(running_max));
   }
 
   // Online (Milakov & Gimelshein): one pass keeps a running max and a running sum d, rescaled
@@ -348,29 +349,25 @@ struct SimdKernels {
     const ExpTable table(1.0);
     PairSum total;
     V running_max = S::set1(kExpInputFloor);
-    V e = S::set1(exponent_of(kExpInputFloor));
-    V d = S::set1(0.0f);
     sweep(n, x, kExpInputFloor, [&](const Block& v, std::size_t, std::size_t) {
       running_max = S::max(running_max, max_block(v));
       ExpParts ex[kUnroll];
       for (int j = 0; j < kUnroll; ++j) ex[j] = exp_parts(floor_input(v[j]));
       const V max_steps = S::sub(S::fmadd(running_max, S::set1(kStepsPerUnit), S::set1(kRoundingBias)),
                                  S::set1(kRoundingBias));
-      accumulate(d, e, S::floor(S::mul(max_steps, S::set1(1.0f / kTableSize))), ex, table);
-    }, [&] {
-      total.add(d, e);
-      d = S::set1(0.0f);
+      total.raise_exponent(S::floor(S::mul(max_steps, S::set1(1.0f / kTableSize))));
+      total.add_terms(ex, table);
     });
-    finish(n, x, y, total, kLog);
+    finish(n, x, y, total, kLog, S::reduce_max(running_max));
   }
 
-  // Pass 2 of two-pass and online.
-  static void finish(std::size_t n, const float* x, float* y, const PairSum& total, bool log) {
+  // Pass 2 of two-pass and online (max: the row maximum, used by log-softmax only).
+  static void finish(std::size_t n, const float* x, float* y, const PairSum& total, bool log, float max) {
     double sum;
     float exponent;
     total.total(&sum, &exponent);
     if (!fast_total(sum, exponent)) return checked_row(n, x, y, log);
-    if (log) return write_log_softmax(n, x, y, sum, exponent);
+    if (log) return write_log_softmax(n, x, y, sum, exponent, max);
     write_softmax(n, x, y, sum, exponent);
   }
 

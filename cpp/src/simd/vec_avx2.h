@@ -68,6 +68,9 @@ struct Avx2 {
     return _mm_cvtss_f32(m);
   }
 
+  // Whether a > b in any lane.
+  static bool any_greater(V a, V b) { return _mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_GT_OQ)) != 0; }
+
   // Eight double-precision lanes for sums that must not lose accuracy over long rows.
   struct Wide {
     __m256d lo = _mm256_setzero_pd();
