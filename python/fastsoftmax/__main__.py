@@ -1,10 +1,12 @@
 """``python -m fastsoftmax``: describe this build and machine, then self-check every kernel.
 
 Exits with status 1 if any (algorithm, ISA) pair misses its accuracy bound.
+``python -m fastsoftmax bench ...`` runs the benchmark instead (see ``fastsoftmax.bench``).
 """
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import platform
 import sys
@@ -12,7 +14,7 @@ import sys
 import numpy as np
 
 import fastsoftmax
-from fastsoftmax import _core
+from fastsoftmax import _core, bench
 
 # Self-check bound: float32 outputs within this many units in the last place of the
 # float64 reference (the kernels are designed for 2).
@@ -54,7 +56,8 @@ def self_check() -> bool:
     return ok
 
 
-def main() -> int:
+def describe_and_self_check() -> int:
+    """The default command: print the build and machine, self-check; 0 if every check passes."""
     features = fastsoftmax.cpu_features()
     print(f"fastsoftmax {fastsoftmax.__version__} (Python {platform.python_version()}, NumPy {np.__version__})")
     print(f"CPU: {platform.processor() or platform.machine()}")
@@ -72,6 +75,23 @@ def main() -> int:
     ok = self_check()
     print("self-check passed" if ok else "self-check FAILED")
     return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m fastsoftmax",
+        description="Without a command: describe this build and machine, then self-check every "
+        "algorithm on every ISA against a float64 NumPy reference (exit status 1 if a check fails).",
+    )
+    commands = parser.add_subparsers(dest="command", title="commands")
+    bench_parser = commands.add_parser(
+        "bench", help="time every algorithm and ISA against NumPy, SciPy, PyTorch and ONNX Runtime"
+    )
+    bench.configure_parser(bench_parser)
+    args = parser.parse_args(argv)
+    if args.command == "bench":
+        return bench.run(args, bench_parser)
+    return describe_and_self_check()
 
 
 if __name__ == "__main__":
