@@ -154,15 +154,16 @@ Status auto_isa(Isa* isa) {
   return resolved.status;
 }
 
-// The automatic choice per ISA and row length, from bench/ and the Python benchmark on AMD Zen 5
-// (README, "Performance"): while input and output stay in the last-level cache the compute-bound
-// reloading three-pass wins (one exp per element); beyond it the memory-bound two-pass wins (two
-// reads and one write instead of three reads and two writes). The scalar kernels compute exp
-// with the C library, so the single-exp reloading variant wins at every length.
-constexpr std::size_t kOutOfCacheElements = std::size_t{1} << 22;  // 16 MiB of float32 input
+// The automatic choice per ISA and row length, from bench/ on AMD Zen 5 (README, "Performance"):
+// while a row's input and output fit in the L2 cache (1 MiB per core there) the algorithms run
+// within a few percent of each other, compute-bound, and the reloading three-pass (one exp per
+// element) is marginally ahead; beyond it the two-pass wins, by 15-40% from L3 and more from
+// memory (two reads and one write instead of three reads and two writes). The scalar kernels
+// compute exp with the C library, so the single-exp reloading variant wins at every length.
+constexpr std::size_t kBeyondL2Elements = std::size_t{1} << 17;  // 512 KiB of float32 input
 
 Algorithm choose_algorithm(Isa isa, std::size_t n) {
-  if (isa == Isa::kScalar || n < kOutOfCacheElements) return Algorithm::kThreePassReload;
+  if (isa == Isa::kScalar || n < kBeyondL2Elements) return Algorithm::kThreePassReload;
   return Algorithm::kTwoPass;
 }
 

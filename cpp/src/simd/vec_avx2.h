@@ -46,11 +46,16 @@ struct Avx2 {
     return _mm256_castsi256_ps(_mm256_slli_epi32(biased, 23));
   }
   // a * 2^floor(k) for k < 128 and 2^-42 <= |a| < 4: two exact-or-once-rounded steps, so
-  // results in the subnormal range are rounded correctly, and k < -160 gives 0.
+  // results in the subnormal range are rounded correctly. Results that round to 0 (below 2^-150)
+  // are made by a factor of 0, not by underflow: this CPU family slows down on underflowing
+  // multiplies, and most outputs of rows with a wide range underflow.
   static V scale(V a, V k) {
-    const V k_total = _mm256_max_ps(floor(k), set1(-160.0f));
+    const V k_total = floor(k);
     const V k_first = _mm256_max_ps(k_total, set1(-80.0f));  // a * 2^k_first stays normal: exact
-    return mul(mul(a, pow2(k_first)), pow2(sub(k_total, k_first)));
+    const V k_second = sub(k_total, k_first);
+    const V rounds_to_zero = _mm256_cmp_ps(k_second, set1(-72.0f), _CMP_LE_OQ);  // a * 2^k < 2^-150
+    const V second = _mm256_andnot_ps(rounds_to_zero, pow2(_mm256_max_ps(k_second, set1(-127.0f))));
+    return mul(mul(a, pow2(k_first)), second);
   }
   // a * 2^floor(k) for k < 128 where results below 2^-126 may flush to zero: for sums whose
   // terms that small cannot matter.
