@@ -156,6 +156,21 @@ def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def _apply(x: Any, axis: int, algorithm: str, isa: str, out: np.ndarray | None, log: bool) -> np.ndarray:
+    # The common call first, with nothing to check or convert: an aligned native float32/float64
+    # array of at least one dimension, the last axis, a new result, automatic choices.
+    if (
+        out is None
+        and type(x) is np.ndarray
+        and (x.dtype is _F32 or x.dtype is _F64)
+        and axis == -1
+        and x.ndim
+        and algorithm == "auto"
+        and isa == "auto"
+        and x.flags.aligned
+    ):
+        result = np.empty(x.shape, x.dtype)
+        _core.compute(x, result, "auto", "auto", log)
+        return result
     _check_names(algorithm, isa)
     x = np.asarray(x)
     compute_dtype, result_dtype = _dtypes(x.dtype)
