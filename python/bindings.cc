@@ -64,7 +64,16 @@ void run(const py::array& x, py::array& y, const Options& options, bool log) {
     layout.x_row_stride = xs[ndim - 2];
     layout.y_row_stride = ys[ndim - 2];
   }
-  const py::ssize_t outer_dims = ndim >= 2 ? ndim - 2 : 0;
+  py::ssize_t outer_dims = ndim >= 2 ? ndim - 2 : 0;
+  // Outer axes laid out as more rows (a C-contiguous batch of matrices) join the rows, so that a
+  // single call sees, and can share among threads, all of them.
+  while (outer_dims > 0) {
+    const py::ssize_t d = outer_dims - 1;
+    const auto next = static_cast<std::ptrdiff_t>(layout.rows);
+    if (xs[d] != next * layout.x_row_stride || ys[d] != next * layout.y_row_stride) break;
+    layout.rows *= shape[d];
+    --outer_dims;
+  }
   std::size_t outer_count = 1;
   for (py::ssize_t d = 0; d < outer_dims; ++d) outer_count *= shape[d];
 
@@ -90,13 +99,15 @@ void run(const py::array& x, py::array& y, const Options& options, bool log) {
   check(status);
 }
 
-void compute(const py::array& x, py::array& y, const std::string& algorithm, const std::string& isa, bool log) {
+void compute(const py::array& x, py::array& y, const std::string& algorithm, const std::string& isa, bool log,
+             int num_threads) {
+  if (num_threads < 0) throw py::value_error("num_threads must be >= 0 (0: the default)");
   if (x.ndim() < 1 || x.ndim() != y.ndim()) throw py::value_error("x and y must have the same ndim >= 1");
   for (py::ssize_t d = 0; d < x.ndim(); ++d) {
     if (x.shape(d) != y.shape(d)) throw py::value_error("x and y must have the same shape");
   }
   if (!y.writeable()) throw py::value_error("output array is read-only");
-  const Options options{algorithm_from_name(algorithm), isa_from_name(isa)};
+  const Options options{algorithm_from_name(algorithm), isa_from_name(isa), num_threads};
   if (py::isinstance<py::array_t<float>>(x) && py::isinstance<py::array_t<float>>(y)) {
     run<float>(x, y, options, log);
   } else if (py::isinstance<py::array_t<double>>(x) && py::isinstance<py::array_t<double>>(y)) {
@@ -120,8 +131,13 @@ PYBIND11_MODULE(_core, m) {
   m.attr("cuda_compiled") = static_cast<bool>(FASTSOFTMAX_CUDA_COMPILED);
 
   m.def("compute", &compute, py::arg("x"), py::arg("y"), py::arg("algorithm"), py::arg("isa"), py::arg("log"),
+        py::arg("num_threads") = 0,
         "Softmax (log=False) or log-softmax of x along its last axis into y (same shape, float32 or "
-        "float64, y writable; y may be x). Releases the GIL.");
+        "float64, y writable; y may be x) on up to num_threads threads (0: get_num_threads()). "
+        "Releases the GIL.");
+  m.def("set_num_threads", &set_num_threads, py::arg("threads"),
+        "Default thread count of calls (threads <= 0: the automatic default).");
+  m.def("get_num_threads", &get_num_threads, "Default thread count of calls.");
   m.def("read_twice_write_once", [](const py::array_t<float, py::array::c_style>& x,
                                     py::array_t<float, py::array::c_style>& y, const std::string& isa) {
     if (x.size() != y.size()) throw py::value_error("x and y must have the same size");

@@ -21,11 +21,35 @@ struct RowKernels {
   RowKernel<T> log_softmax[kNumAlgorithms];
 };
 
-// The kernels of one ISA; a null float64 table means float64 runs the scalar kernels.
+// A row's normalizer: sum(exp(x)) = sum * 2^exponent, and its maximum (where computed).
+struct RowTotal {
+  double sum;
+  float exponent;
+  float max;
+};
+
+// The passes of the float32 algorithms over one slice of a row, so that threads can share a long
+// row: each reduces its slice, the partial results are merged, then each writes its slice.
+struct SplitRowKernels {
+  float (*row_max)(std::size_t n, const float* x);
+  float (*exponent_of)(float max);  // the power of two three-pass sums are taken relative to
+  RowTotal (*two_pass_total)(std::size_t n, const float* x);  // with the maximum
+  RowTotal (*online_total)(std::size_t n, const float* x);
+  // Three-pass sums of exp(x) * 2^-exponent; the reloading one also stores the terms in y.
+  double (*sum_below_max)(std::size_t n, const float* x, float* y, float exponent);
+  double (*sum_below_max_store)(std::size_t n, const float* x, float* y, float exponent);
+  void (*write_softmax)(std::size_t n, const float* x, float* y, double sum, float exponent);
+  void (*write_log_softmax)(std::size_t n, const float* x, float* y, double sum, float exponent, float max);
+  void (*scale)(std::size_t n, float* y, double factor);  // y *= factor (three_pass_reload's last pass)
+};
+
+// The kernels of one ISA; a null float64 table means float64 runs the scalar kernels, a null
+// split table that rows of this ISA are never split across threads.
 struct IsaKernels {
   RowKernels<float> f32;
   const RowKernels<double>* f64;
   RowKernel<float> read_twice_write_once;  // the memory-traffic floor of two-pass and online
+  const SplitRowKernels* split;
 };
 
 extern const IsaKernels kScalarKernels;

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "dispatch.h"
+#include "parallel.h"
 
 namespace fastsoftmax {
 namespace {
@@ -15,11 +16,12 @@ constexpr int kNumIsas = 4;
 constexpr int kNumAlgorithmNames = 5;
 
 template <class T>
-Status run_rows(const T* x, T* y, const RowLayout& layout, const Options& options, bool log) {
+Status run_call(const T* x, T* y, const RowLayout& layout, const Options& options, bool log) {
   const int algorithm_value = static_cast<int>(options.algorithm);
   if (algorithm_value < 0 || algorithm_value >= kNumAlgorithmNames) return Status::kInvalidArgument;
   const int isa_value = static_cast<int>(options.isa);
   if (isa_value < 0 || isa_value >= kNumIsas) return Status::kInvalidArgument;
+  if (options.num_threads < 0) return Status::kInvalidArgument;
   const IsaKernels* kernels = nullptr;
   Isa isa = Isa::kScalar;
   const Status status = select_kernels(options.isa, &kernels, &isa);
@@ -49,21 +51,8 @@ Status run_rows(const T* x, T* y, const RowLayout& layout, const Options& option
   // exactly, where the fast kernels could leave a rounding of exp(x) / exp(x).
   const RowKernel<T> kernel = n == 1 ? (log ? checked_row_kernel<T, true> : checked_row_kernel<T, false>)
                                      : (log ? table->log_softmax : table->softmax)[algorithm_index(algorithm)];
-
-  const bool unit_stride = layout.x_stride == 1 && layout.y_stride == 1;
-  // Rows with strided elements are gathered into a contiguous buffer, computed, and scattered.
-  std::vector<T> buffer(unit_stride ? 0 : n);
-  for (std::size_t r = 0; r < rows; ++r) {
-    const T* x_row = x + static_cast<std::ptrdiff_t>(r) * layout.x_row_stride;
-    T* y_row = y + static_cast<std::ptrdiff_t>(r) * layout.y_row_stride;
-    if (unit_stride) {
-      kernel(n, x_row, y_row);
-      continue;
-    }
-    for (std::size_t i = 0; i < n; ++i) buffer[i] = x_row[static_cast<std::ptrdiff_t>(i) * layout.x_stride];
-    kernel(n, buffer.data(), buffer.data());
-    for (std::size_t i = 0; i < n; ++i) y_row[static_cast<std::ptrdiff_t>(i) * layout.y_stride] = buffer[i];
-  }
+  const SplitRowKernels* split = std::is_same_v<T, float> && isa != Isa::kScalar ? kernels->split : nullptr;
+  run_rows(RowJob<T>{x, y, layout, algorithm, log, kernel, split}, options.num_threads);
   return Status::kOk;
 }
 
@@ -84,8 +73,8 @@ const char* status_message(Status status) {
   switch (status) {
     case Status::kOk: return "ok";
     case Status::kInvalidArgument:
-      return "invalid argument (null pointer, zero output stride over several elements, or unknown "
-             "algorithm/ISA value)";
+      return "invalid argument (null pointer, zero output stride over several elements, negative "
+             "thread count, or unknown algorithm/ISA value)";
     case Status::kUnsupportedIsa:
       return "the requested ISA (or FASTSOFTMAX_ISA) is unknown, not compiled in, or not supported by "
              "this CPU";
@@ -94,16 +83,16 @@ const char* status_message(Status status) {
 }
 
 Status softmax(const float* x, float* y, const RowLayout& layout, const Options& options) {
-  return run_rows(x, y, layout, options, false);
+  return run_call(x, y, layout, options, false);
 }
 Status softmax(const double* x, double* y, const RowLayout& layout, const Options& options) {
-  return run_rows(x, y, layout, options, false);
+  return run_call(x, y, layout, options, false);
 }
 Status log_softmax(const float* x, float* y, const RowLayout& layout, const Options& options) {
-  return run_rows(x, y, layout, options, true);
+  return run_call(x, y, layout, options, true);
 }
 Status log_softmax(const double* x, double* y, const RowLayout& layout, const Options& options) {
-  return run_rows(x, y, layout, options, true);
+  return run_call(x, y, layout, options, true);
 }
 
 Status read_twice_write_once(const float* x, float* y, std::size_t n, Isa isa) {

@@ -46,7 +46,9 @@ __all__ = [
     "cmake_dir",
     "compiled_isas",
     "cpu_features",
+    "get_num_threads",
     "log_softmax",
+    "set_num_threads",
     "softmax",
 ]
 
@@ -82,6 +84,33 @@ def active_isa() -> str:
 def cpu_features() -> dict[str, bool]:
     """CPU features relevant to the kernels, detected at run time (cpuid, and xgetbv for OS state)."""
     return _core.cpu_features()
+
+
+def set_num_threads(threads: int | None) -> None:
+    """Set the default thread count of ``softmax``/``log_softmax`` calls with ``num_threads=None``.
+
+    ``None`` restores the automatic default: ``FASTSOFTMAX_NUM_THREADS`` if set, else
+    ``OMP_NUM_THREADS``, else the number of CPUs this process may run on (its affinity mask).
+
+    >>> fastsoftmax.set_num_threads(1)
+    >>> fastsoftmax.get_num_threads()
+    1
+    >>> fastsoftmax.set_num_threads(None)
+    """
+    _core.set_num_threads(0 if threads is None else _positive_threads(threads))
+
+
+def get_num_threads() -> int:
+    """The default thread count of calls with ``num_threads=None`` (see :func:`set_num_threads`)."""
+    return _core.get_num_threads()
+
+
+def _positive_threads(threads: Any) -> int:
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
+        raise TypeError(f"num_threads must be a positive integer or None, got {type(threads).__name__}")
+    if threads < 1:
+        raise ValueError(f"num_threads must be a positive integer or None, got {threads}")
+    return int(threads)
 
 
 def cmake_dir() -> str:
@@ -155,11 +184,14 @@ def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
     )
 
 
-def _apply(x: Any, axis: int, algorithm: str, isa: str, out: np.ndarray | None, log: bool) -> np.ndarray:
+def _apply(
+    x: Any, axis: int, algorithm: str, isa: str, out: np.ndarray | None, num_threads: int | None, log: bool
+) -> np.ndarray:
     # The common call first, with nothing to check or convert: an aligned native float32/float64
     # array of at least one dimension, the last axis, a new result, automatic choices.
     if (
-        out is None
+        num_threads is None
+        and out is None
         and type(x) is np.ndarray
         and (x.dtype is _F32 or x.dtype is _F64)
         and axis == -1
@@ -172,6 +204,7 @@ def _apply(x: Any, axis: int, algorithm: str, isa: str, out: np.ndarray | None, 
         _core.compute(x, result, "auto", "auto", log)
         return result
     _check_names(algorithm, isa)
+    threads = 0 if num_threads is None else _positive_threads(num_threads)
     x = np.asarray(x)
     compute_dtype, result_dtype = _dtypes(x.dtype)
     if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
@@ -203,10 +236,10 @@ def _apply(x: Any, axis: int, algorithm: str, isa: str, out: np.ndarray | None, 
         not np.may_share_memory(x_rows, y_rows) or _same_view(x_rows, y_rows)
     )
     if direct:
-        _core.compute(x_rows, y_rows, algorithm, isa, log)
+        _core.compute(x_rows, y_rows, algorithm, isa, log, threads)
     else:
         temp = np.empty(x_rows.shape, dtype=compute_dtype)
-        _core.compute(x_rows, temp, algorithm, isa, log)
+        _core.compute(x_rows, temp, algorithm, isa, log, threads)
         y_rows[...] = temp
     return result
 
@@ -218,6 +251,7 @@ def softmax(
     algorithm: str = "auto",
     isa: str = "auto",
     out: np.ndarray | None = None,
+    num_threads: int | None = None,
 ) -> np.ndarray:
     """Softmax along ``axis``: ``exp(x) / sum(exp(x), axis)``, computed without overflow.
 
@@ -240,6 +274,14 @@ def softmax(
         Where to write the result: same shape as ``x`` and the result dtype, writable, else
         ValueError/TypeError (raised before anything is written). May be ``x`` itself (in place).
         The computation itself cannot fail part-way, so ``out`` is never left half-written.
+    num_threads : int, optional
+        Threads for this call: None uses ``get_num_threads()`` (all CPUs the process may use by
+        default), 1 the calling thread only. Capped at the CPUs available; small work (under
+        about 256 KiB per thread) stays on the calling thread, and so does a call made while
+        another call of this process is using threads. Many rows are shared out by rows; a few
+        long rows are each split across the threads, their sums merged. Results do not depend
+        on it beyond the rounding bounds. A non-positive or non-integer value raises ValueError
+        or TypeError.
 
     Returns
     -------
@@ -256,7 +298,7 @@ def softmax(
     >>> fastsoftmax.softmax(np.float32([1, np.inf, np.inf]))
     array([0. , 0.5, 0.5], dtype=float32)
     """
-    return _apply(x, axis, algorithm, isa, out, log=False)
+    return _apply(x, axis, algorithm, isa, out, num_threads, log=False)
 
 
 def log_softmax(
@@ -266,6 +308,7 @@ def log_softmax(
     algorithm: str = "auto",
     isa: str = "auto",
     out: np.ndarray | None = None,
+    num_threads: int | None = None,
 ) -> np.ndarray:
     """Log-softmax along ``axis``: ``x - log(sum(exp(x), axis))``, computed without overflow.
 
@@ -278,4 +321,4 @@ def log_softmax(
     >>> fastsoftmax.log_softmax([0.0, 0.0, 0.0, 0.0])
     array([-1.38629436, -1.38629436, -1.38629436, -1.38629436])
     """
-    return _apply(x, axis, algorithm, isa, out, log=True)
+    return _apply(x, axis, algorithm, isa, out, num_threads, log=True)

@@ -31,7 +31,7 @@ enum class Isa {
 
 enum class Status {
   kOk = 0,
-  kInvalidArgument,  // null pointer, aliasing output stride, unknown enum value
+  kInvalidArgument,  // null pointer, aliasing output stride, negative thread count, unknown enum value
   kUnsupportedIsa,   // the ISA was not compiled in or this CPU (or OS) lacks it
 };
 
@@ -63,7 +63,17 @@ struct RowLayout {
 struct Options {
   Algorithm algorithm = Algorithm::kAuto;
   Isa isa = Isa::kAuto;
+  // Threads for this call: 0 = get_num_threads(); 1 = the calling thread only. Capped at the CPUs
+  // the process may use. Small work stays on the calling thread whatever the setting; so does a
+  // call made while another call of the process is using threads, and any call in a forked child.
+  int num_threads = 0;
 };
+
+// The default thread count of calls with num_threads = 0. Initially FASTSOFTMAX_NUM_THREADS if
+// set, else OMP_NUM_THREADS, else the number of CPUs in the process's affinity mask (read once).
+// set_num_threads(n) with n <= 0 restores that automatic default.
+void set_num_threads(int threads);
+int get_num_threads();
 
 // y = softmax(x) along each row: exp(x_i) / sum_j exp(x_j).
 // Special values (identical for every algorithm and ISA):

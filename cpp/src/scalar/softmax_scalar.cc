@@ -158,6 +158,6 @@ void read_twice_write_once(std::size_t n, const float* x, float* y) {
 
 }  // namespace
 
-const IsaKernels kScalarKernels = {ScalarKernels<float>::table(), &kScalarF64, read_twice_write_once};
+const IsaKernels kScalarKernels = {ScalarKernels<float>::table(), &kScalarF64, read_twice_write_once, nullptr};
 
 }  // namespace fastsoftmax

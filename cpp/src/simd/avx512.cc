@@ -6,6 +6,7 @@
 namespace fastsoftmax {
 
 using Kernels = simd::SimdKernels<simd::Avx512>;
-const IsaKernels kAvx512Kernels = {Kernels::table(), nullptr, Kernels::read_twice_write_once};
+const SplitRowKernels kSplit = Kernels::split_table();
+const IsaKernels kAvx512Kernels = {Kernels::table(), nullptr, Kernels::read_twice_write_once, &kSplit};
 
 }  // namespace fastsoftmax

@@ -222,13 +222,12 @@ struct SimdKernels {
     void add_terms(const ExpParts (&ex)[kUnroll], const ExpTable& table) {
       for (int j = 0; j < kUnroll; ++j) S::wide_add(m, exp_term(ex[j], e, table));
     }
-    // The row total as (sum, exponent): sum(exp(x)) = sum * 2^exponent.
-    void total(double* sum, float* exponent) const {
+    // The row total sum(exp(x)) = sum * 2^exponent, with the row maximum passed through.
+    RowTotal row_total(float max) const {
       const float e_max = S::reduce_max(e);
       typename S::Wide scaled = m;
       S::wide_mul(scaled, S::scale_ftz(S::set1(1.0f), S::sub(e, S::set1(e_max))));
-      *sum = S::wide_total(scaled);
-      *exponent = e_max;
+      return {S::wide_total(scaled), e_max, max};
     }
   };
 
@@ -311,41 +310,48 @@ struct SimdKernels {
     if (!fast_max(max)) return checked_row(n, x, y, false);
     const double sum = sum_below_max<true>(n, x, y, exponent_of(max));
     if (!std::isfinite(sum)) return fill_nan(n, y);  // a NaN; x may already be overwritten
-    // 1/sum as hi + lo floats, so each output v * (hi + lo) rounds once.
-    const double inv = 1.0 / sum;
-    const V inv_hi = S::set1(static_cast<float>(inv));
-    const V inv_lo = S::set1(static_cast<float>(inv - static_cast<float>(inv)));
+    scale_pass(n, y, 1.0 / sum);
+  }
+
+  // The reloading variant's last pass: y *= factor, with the factor as hi + lo floats so that
+  // each output v * (hi + lo) rounds once.
+  static void scale_pass(std::size_t n, float* y, double factor) {
+    const V hi = S::set1(static_cast<float>(factor));
+    const V lo = S::set1(static_cast<float>(factor - static_cast<float>(factor)));
     sweep(n, y, [&](const Block& v, std::size_t i, std::size_t valid) {
       Block out;
-      for (int j = 0; j < kUnroll; ++j) out[j] = S::fmadd(v[j], inv_hi, S::mul(v[j], inv_lo));
+      for (int j = 0; j < kUnroll; ++j) out[j] = S::fmadd(v[j], hi, S::mul(v[j], lo));
       store_block(y + i, valid, out);
     });
   }
 
   // Two-pass (Dukhan & Ablavatski): pass 1 accumulates exp(x) as (mantissa, exponent) pairs,
   // relative to the largest exponent seen (per lane, checked once per block), so no max pass is
-  // needed. log-softmax also keeps the row maximum, which its output pass subtracts first.
-  template <bool kLog>
-  static void two_pass(std::size_t n, const float* x, float* y) {
+  // needed. kMax: also keep the row maximum (log-softmax's output pass subtracts it first).
+  template <bool kMax>
+  static RowTotal two_pass_total(std::size_t n, const float* x) {
     const ExpTable table(1.0);
     PairSum total;
     V running_max = S::set1(-std::numeric_limits<float>::infinity());
     sweep(n, x, kExpInputFloor, [&](const Block& v, std::size_t, std::size_t) {
-      if constexpr (kLog) running_max = S::max(running_max, max_block(v));
+      if constexpr (kMax) running_max = S::max(running_max, max_block(v));
       ExpParts ex[kUnroll];
       for (int j = 0; j < kUnroll; ++j) ex[j] = exp_parts(floor_input(v[j]));
       const V n_max = S::max(S::max(ex[0].n, ex[1].n), S::max(ex[2].n, ex[3].n));
       total.raise_exponent(S::max(total.e, S::floor(S::mul(n_max, S::set1(1.0f / kTableSize)))));
       total.add_terms(ex, table);
     });
-    finish(n, x, y, total, kLog, S::reduce_max(running_max));
+    return total.row_total(S::reduce_max(running_max));
+  }
+  template <bool kLog>
+  static void two_pass(std::size_t n, const float* x, float* y) {
+    finish(n, x, y, two_pass_total<kLog>(n, x), kLog);
   }
 
   // Online (Milakov & Gimelshein): one pass keeps a running max and a running sum d, rescaled
   // when the max grows. Here d is kept relative to 2^E, E the exponent of the running max, so the
   // rescale exp(m_old - m_new) is the exact power of two 2^(E_old - E_new), once per block.
-  template <bool kLog>
-  static void online(std::size_t n, const float* x, float* y) {
+  static RowTotal online_total(std::size_t n, const float* x) {
     const ExpTable table(1.0);
     PairSum total;
     V running_max = S::set1(kExpInputFloor);
@@ -358,17 +364,18 @@ struct SimdKernels {
       total.raise_exponent(S::floor(S::mul(max_steps, S::set1(1.0f / kTableSize))));
       total.add_terms(ex, table);
     });
-    finish(n, x, y, total, kLog, S::reduce_max(running_max));
+    return total.row_total(S::reduce_max(running_max));
+  }
+  template <bool kLog>
+  static void online(std::size_t n, const float* x, float* y) {
+    finish(n, x, y, online_total(n, x), kLog);
   }
 
-  // Pass 2 of two-pass and online (max: the row maximum, used by log-softmax only).
-  static void finish(std::size_t n, const float* x, float* y, const PairSum& total, bool log, float max) {
-    double sum;
-    float exponent;
-    total.total(&sum, &exponent);
-    if (!fast_total(sum, exponent)) return checked_row(n, x, y, log);
-    if (log) return write_log_softmax(n, x, y, sum, exponent, max);
-    write_softmax(n, x, y, sum, exponent);
+  // Pass 2 of two-pass and online.
+  static void finish(std::size_t n, const float* x, float* y, const RowTotal& total, bool log) {
+    if (!fast_total(total.sum, total.exponent)) return checked_row(n, x, y, log);
+    if (log) return write_log_softmax(n, x, y, total.sum, total.exponent, total.max);
+    write_softmax(n, x, y, total.sum, total.exponent);
   }
 
   // Reads x twice (a max, then a scaling) and writes y once with trivial arithmetic: the memory
@@ -376,6 +383,12 @@ struct SimdKernels {
   static void read_twice_write_once(std::size_t n, const float* x, float* y) {
     const V scale = S::set1(1.0f / (1.0f + std::fabs(row_max(n, x))));
     write_pass(n, x, y, [&](V v) { return S::mul(v, scale); });
+  }
+
+  // The passes of the algorithms, for rows split across threads (parallel.cc).
+  static constexpr SplitRowKernels split_table() {
+    return {row_max,       exponent_of,   two_pass_total<true>, online_total, sum_below_max<false>,
+            sum_below_max<true>, write_softmax, write_log_softmax,   scale_pass};
   }
 
   static constexpr RowKernels<float> table() {

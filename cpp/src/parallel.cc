@@ -1,0 +1,277 @@
+// Threads: the default thread count, and a call's rows on OpenMP threads, either whole rows per
+// thread or, for few long rows, every row split into slices whose partial reductions are merged.
+// Compiled for the baseline target; the kernels it calls are the dispatched ones.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include "parallel.h"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#include <sched.h>
+#endif
+
+namespace fastsoftmax {
+namespace {
+
+// A thread is worth waking for at least this much input (about 10 us of work at memory speed).
+constexpr std::size_t kMinBytesPerThread = std::size_t{256} << 10;
+// Each slice of a split row holds at least this many elements (256 KiB of float32).
+constexpr std::size_t kMinSliceElements = std::size_t{1} << 16;
+// Slices start on 64-byte boundaries of the row, so threads never write the same cache line.
+constexpr std::size_t kSliceAlignElements = 16;
+
+// ---- Thread counts ----------------------------------------------------------------------------
+
+// The first integer of a setting such as OMP_NUM_THREADS="4" or "4,2"; 0 if absent or invalid.
+int positive_setting(const char* name) {
+  const char* value = std::getenv(name);
+  if (value == nullptr) return 0;
+  char* end = nullptr;
+  const long n = std::strtol(value, &end, 10);
+  return end != value && n > 0 && n <= 4096 ? static_cast<int>(n) : 0;
+}
+
+// The CPUs this process may run on (its affinity mask), else the machine's.
+int available_cpus() {
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+#endif
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+// FASTSOFTMAX_NUM_THREADS, else OMP_NUM_THREADS, else the available CPUs; read once.
+int automatic_threads() {
+  static const int threads = [] {
+    if (const int n = positive_setting("FASTSOFTMAX_NUM_THREADS")) return n;
+    if (const int n = positive_setting("OMP_NUM_THREADS")) return n;
+    return available_cpus();
+  }();
+  return threads;
+}
+
+std::atomic<int> g_default_threads{0};  // 0: automatic_threads()
+
+// OpenMP's thread pool does not survive fork(): a forked child computes on its own thread.
+std::atomic<bool> g_in_forked_child{false};
+#if defined(__unix__) || defined(__APPLE__)
+[[maybe_unused]] const int g_fork_handler = pthread_atfork(nullptr, nullptr, [] { g_in_forked_child = true; });
+#endif
+
+// At most one call of the process uses threads at a time; the others run on their callers'
+// threads, so concurrent callers never multiply the threads in use.
+std::atomic<int> g_calls_using_threads{0};
+
+class ThreadTeamLease {
+ public:
+  explicit ThreadTeamLease(int wanted) {
+    if (wanted > 1 && g_calls_using_threads.fetch_add(1) == 0) {
+      threads_ = wanted;
+    } else if (wanted > 1) {
+      g_calls_using_threads.fetch_sub(1);
+    }
+  }
+  ~ThreadTeamLease() {
+    if (threads_ > 1) g_calls_using_threads.fetch_sub(1);
+  }
+  ThreadTeamLease(const ThreadTeamLease&) = delete;
+  ThreadTeamLease& operator=(const ThreadTeamLease&) = delete;
+  int threads() const { return threads_; }
+
+ private:
+  int threads_ = 1;
+};
+
+// body(thread, thread_count) on each thread of a team of up to `threads`.
+template <class Body>
+void run_team(int threads, Body&& body) {
+#if defined(_OPENMP)
+  if (threads > 1) {
+#pragma omp parallel num_threads(threads)
+    body(omp_get_thread_num(), omp_get_num_threads());
+    return;
+  }
+#endif
+  (void)threads;
+  body(0, 1);
+}
+
+void team_barrier() {
+#if defined(_OPENMP)
+#pragma omp barrier
+#endif
+}
+
+// ---- Whole rows per thread --------------------------------------------------------------------
+
+template <class T>
+void run_row(const RowJob<T>& job, std::size_t r, std::vector<T>& buffer) {
+  const RowLayout& layout = job.layout;
+  const T* x_row = job.x + static_cast<std::ptrdiff_t>(r) * layout.x_row_stride;
+  T* y_row = job.y + static_cast<std::ptrdiff_t>(r) * layout.y_row_stride;
+  if (layout.x_stride == 1 && layout.y_stride == 1) return job.kernel(layout.n, x_row, y_row);
+  // Strided elements are gathered into a contiguous buffer, computed there, and scattered.
+  buffer.resize(layout.n);
+  for (std::size_t i = 0; i < layout.n; ++i) buffer[i] = x_row[static_cast<std::ptrdiff_t>(i) * layout.x_stride];
+  job.kernel(layout.n, buffer.data(), buffer.data());
+  for (std::size_t i = 0; i < layout.n; ++i) y_row[static_cast<std::ptrdiff_t>(i) * layout.y_stride] = buffer[i];
+}
+
+// Rows [thread * rows / count, (thread + 1) * rows / count): contiguous runs stream best.
+template <class T>
+void run_row_share(const RowJob<T>& job, int thread, int count) {
+  const std::size_t rows = job.layout.rows;
+  const std::size_t begin = rows * static_cast<std::size_t>(thread) / static_cast<std::size_t>(count);
+  const std::size_t end = rows * static_cast<std::size_t>(thread + 1) / static_cast<std::size_t>(count);
+  std::vector<T> buffer;
+  for (std::size_t r = begin; r < end; ++r) run_row(job, r, buffer);
+}
+
+// ---- Rows split across threads (float32 SIMD kernels) -----------------------------------------
+
+// What each thread reports about its slice. Two sets, used by alternate rows, so that a thread
+// may start the next row while another still reads this row's reports.
+struct SliceReport {
+  RowTotal total;  // two-pass and online
+  float max;       // three-pass
+  double sum;      // three-pass
+  char padding[64];  // one report per cache line
+};
+
+RowTotal merged_total(const SliceReport* reports, int count) {
+  float exponent = -std::numeric_limits<float>::infinity();
+  float max = -std::numeric_limits<float>::infinity();
+  for (int t = 0; t < count; ++t) {
+    exponent = std::max(exponent, reports[t].total.exponent);
+    max = std::max(max, reports[t].total.max);
+  }
+  double sum = 0;
+  for (int t = 0; t < count; ++t) {
+    const float shift = std::max(reports[t].total.exponent - exponent, -2000.0f);  // 2^-2000 = 0
+    sum += std::ldexp(reports[t].total.sum, static_cast<int>(shift));
+  }
+  return {sum, exponent, max};
+}
+
+// The same tests as the kernels' own (softmax_simd.h): rows outside them take the checked path.
+bool fast_total(const RowTotal& total) {
+  constexpr float kLimit = kFastRangeLimit * 1.4426950408889634f;
+  return std::isfinite(total.sum) && total.exponent <= kLimit && total.exponent >= -kLimit;
+}
+bool fast_max(float max) { return max >= -kFastRangeLimit && max <= kFastRangeLimit; }
+
+void fill_nan(std::size_t n, float* y) { std::fill(y, y + n, std::numeric_limits<float>::quiet_NaN()); }
+
+// One row, x[0, n) -> y, by every thread of the team: thread `t` of `count` owns one slice.
+void run_split_row(const RowJob<float>& job, const float* x, float* y, int t, int count, SliceReport* reports) {
+  const SplitRowKernels& k = *job.split;
+  const std::size_t n = job.layout.n;
+  const std::size_t per_thread = (n + static_cast<std::size_t>(count) - 1) / static_cast<std::size_t>(count);
+  const std::size_t step = (per_thread + kSliceAlignElements - 1) / kSliceAlignElements * kSliceAlignElements;
+  const std::size_t begin = std::min(n, step * static_cast<std::size_t>(t));
+  const std::size_t len = std::min(n, begin + step) - begin;
+  const float* xs = x + begin;
+  float* ys = y + begin;
+  SliceReport& mine = reports[t];
+
+  if (job.algorithm == Algorithm::kTwoPass || job.algorithm == Algorithm::kOnline) {
+    mine.total = (job.algorithm == Algorithm::kTwoPass ? k.two_pass_total : k.online_total)(len, xs);
+    team_barrier();
+    const RowTotal total = merged_total(reports, count);
+    if (!fast_total(total)) {
+      if (t == 0) checked_row(n, x, y, job.log);
+      return;
+    }
+    if (job.log) return k.write_log_softmax(len, xs, ys, total.sum, total.exponent, total.max);
+    return k.write_softmax(len, xs, ys, total.sum, total.exponent);
+  }
+
+  // Three-pass: the maximum, then the sums below it, then the outputs.
+  mine.max = k.row_max(len, xs);
+  team_barrier();
+  float max = -std::numeric_limits<float>::infinity();
+  for (int i = 0; i < count; ++i) max = std::max(max, reports[i].max);
+  if (!fast_max(max)) {
+    if (t == 0) checked_row(n, x, y, job.log);
+    return;
+  }
+  const float exponent = k.exponent_of(max);
+  const bool reload = job.algorithm == Algorithm::kThreePassReload && !job.log;
+  mine.sum = (reload ? k.sum_below_max_store : k.sum_below_max)(len, xs, ys, exponent);
+  team_barrier();
+  double sum = 0;
+  for (int i = 0; i < count; ++i) sum += reports[i].sum;
+  // With a finite max every term is below 2: a non-finite sum means a NaN in the row.
+  if (!std::isfinite(sum)) return fill_nan(len, ys);
+  if (job.log) return k.write_log_softmax(len, xs, ys, sum, exponent, max);
+  if (reload) return k.scale(len, ys, 1.0 / sum);
+  k.write_softmax(len, xs, ys, sum, exponent);
+}
+
+void run_split_rows(const RowJob<float>& job, int t, int count, std::vector<SliceReport>& reports) {
+  for (std::size_t r = 0; r < job.layout.rows; ++r) {
+    const float* x = job.x + static_cast<std::ptrdiff_t>(r) * job.layout.x_row_stride;
+    float* y = job.y + static_cast<std::ptrdiff_t>(r) * job.layout.y_row_stride;
+    run_split_row(job, x, y, t, count, reports.data() + (r % 2) * static_cast<std::size_t>(count));
+    // A row that took the checked path on thread 0 is done when thread 0 reaches the next row's
+    // first barrier; the others may already write the next row, which is disjoint.
+  }
+}
+
+// Split rows when they are few and long: whole rows per thread would leave threads idle.
+template <class T>
+bool split_rows(const RowJob<T>& job, int threads) {
+  const RowLayout& layout = job.layout;
+  if constexpr (!std::is_same_v<T, float>) {
+    return false;
+  } else {
+    const bool splittable = job.split != nullptr && layout.x_stride == 1 && layout.y_stride == 1 && layout.n > 1;
+    const bool rows_balance = layout.rows >= 4 * static_cast<std::size_t>(threads) ||
+                              layout.rows % static_cast<std::size_t>(threads) == 0;
+    return splittable && !rows_balance && layout.n >= kMinSliceElements * static_cast<std::size_t>(threads);
+  }
+}
+
+}  // namespace
+
+void set_num_threads(int threads) { g_default_threads = threads > 0 ? threads : 0; }
+
+int get_num_threads() {
+  const int threads = g_default_threads;
+  return threads > 0 ? threads : automatic_threads();
+}
+
+template <class T>
+void run_rows(const RowJob<T>& job, int requested_threads) {
+  const std::size_t bytes = job.layout.rows * job.layout.n * sizeof(T);
+  std::size_t threads = static_cast<std::size_t>(requested_threads > 0 ? requested_threads : get_num_threads());
+  threads = std::min({threads, static_cast<std::size_t>(available_cpus()), std::max<std::size_t>(1, bytes / kMinBytesPerThread)});
+  const bool split = split_rows(job, static_cast<int>(threads));
+  if (!split) threads = std::min(threads, job.layout.rows);
+  if (g_in_forked_child) threads = 1;
+
+  const ThreadTeamLease lease(static_cast<int>(threads));
+  if (lease.threads() == 1) return run_row_share(job, 0, 1);
+  if constexpr (std::is_same_v<T, float>) {
+    if (split) {
+      std::vector<SliceReport> reports(2 * static_cast<std::size_t>(lease.threads()));
+      return run_team(lease.threads(), [&](int t, int count) { run_split_rows(job, t, count, reports); });
+    }
+  }
+  run_team(lease.threads(), [&](int t, int count) { run_row_share(job, t, count); });
+}
+
+template void run_rows<float>(const RowJob<float>&, int);
+template void run_rows<double>(const RowJob<double>&, int);
+
+}  // namespace fastsoftmax
