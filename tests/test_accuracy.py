@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from reference import (
     EXTENDED,
+    assert_matches_reference,
     LOG_ULP,
     LOG_ULP_F64,
     SOFTMAX_ULP_F32,
@@ -124,7 +125,8 @@ def test_float64_accuracy(algorithm, isa, dist, func_name):
 
 @pytest.mark.parametrize("dtype_", [np.float32, np.float64], ids=["f32", "f64"])
 def test_batch_equals_row_by_row(algorithm, isa, func_name, dtype_):
-    """A 37 x 1000 batch gives bit-for-bit the results of 37 single-row calls."""
+    """A 37 x 1000 batch gives bit-for-bit the results of 37 single-row calls; along axis 0 too,
+    within the bounds."""
     rng = np.random.default_rng(SEED + 1)
     x = (rng.normal(0, 10, (37, 1000))).astype(dtype_)
     x[3, 17] = np.inf  # a row that takes the checked path
@@ -136,8 +138,10 @@ def test_batch_equals_row_by_row(algorithm, isa, func_name, dtype_):
     for r in range(x.shape[0]):
         row = func(x[r], algorithm=algorithm, isa=isa)
         np.testing.assert_array_equal(batch[r], row, err_msg=f"row {r}")
-    # Transposed: the same rows along axis 0 of a (1000, 37) array.
-    np.testing.assert_array_equal(func(np.ascontiguousarray(x.T), axis=0, algorithm=algorithm, isa=isa).T, batch)
+    # Transposed: the same rows along axis 0 of a (1000, 37) array. That layout runs the column
+    # kernels (each SIMD lane a row), whose roundings differ: equal within the bounds, not in bits.
+    columns = func(np.ascontiguousarray(x.T), axis=0, algorithm=algorithm, isa=isa).T
+    assert_matches_reference(columns, x, log=func_name == "log_softmax", context=f"axis 0 {algorithm} {isa}")
 
 
 # A row found by this suite (N(0, 100), 21 elements): the AVX2 reloading three-pass kernel gave

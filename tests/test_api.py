@@ -58,11 +58,14 @@ def is_log(func) -> bool:
 @pytest.mark.parametrize("axis", [0, 1, 2, -1, -2, -3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 def test_every_axis_of_3d_array(func, isa, axis, dtype):
-    """Each axis of a (5, 6, 37) array matches the reference along that axis, bit-exact vs a copy."""
+    """Each axis of a (5, 6, 37) array matches the reference along that axis (bit-exact vs a copy
+    along the last axis; other axes may run the column kernels, which round differently)."""
     x = sample((5, 6, 37), dtype)
     y = func(x, axis=axis, isa=isa)
     assert y.shape == x.shape and y.dtype == dtype and y.flags.c_contiguous
-    np.testing.assert_array_equal(y, along(func, x, axis, isa=isa))
+    if axis in (-1, 2):
+        np.testing.assert_array_equal(y, along(func, x, axis, isa=isa))
+    assert_matches_reference(y, x, axis=axis, log=is_log(func), context=f"axis={axis}")
     sane(y, x, axis=axis, log=is_log(func), context=f"axis={axis}")
 
 
@@ -139,7 +142,7 @@ def test_in_place_every_axis(func, isa, axis):
     original = x.copy()
     y = func(x, axis=axis, isa=isa, out=x)
     assert y is x
-    np.testing.assert_array_equal(x, along(func, original, axis, isa=isa))
+    assert_matches_reference(x, original, axis=axis, log=is_log(func), context=f"in place, axis={axis}")
 
 
 @pytest.mark.parametrize("axis", [0, -1])
@@ -161,7 +164,7 @@ def test_out_is_noncontiguous_view(func, isa, axis):
     buf = np.full((40, 150), -7.0, np.float32)
     out = buf[::2, ::3]
     assert func(x, axis=axis, isa=isa, out=out) is out
-    np.testing.assert_array_equal(out, func(x, axis=axis, isa=isa))
+    assert_matches_reference(out, x, axis=axis, log=is_log(func), context=f"strided out, axis={axis}")
     mask = np.ones(buf.shape, bool)
     mask[::2, ::3] = False
     assert np.all(buf[mask] == -7.0)

@@ -43,13 +43,25 @@ struct SplitRowKernels {
   void (*scale)(std::size_t n, float* y, double factor);  // y *= factor (three_pass_reload's last pass)
 };
 
+// Softmax over `cols` (<= block_columns) adjacent float32 columns of n elements each: column c,
+// element i of x is x[c + i * x_stride]. Each SIMD lane computes one column.
+using ColumnKernel = void (*)(std::size_t n, std::size_t cols, const float* x, std::ptrdiff_t x_stride, float* y,
+                              std::ptrdiff_t y_stride);
+struct ColumnKernels {
+  ColumnKernel softmax[kNumAlgorithms];
+  ColumnKernel log_softmax[kNumAlgorithms];
+  std::size_t block_columns;
+};
+
 // The kernels of one ISA; a null float64 table means float64 runs the scalar kernels, a null
-// split table that rows of this ISA are never split across threads.
+// split table that rows of this ISA are never split across threads, null column kernels that
+// strided rows are gathered one by one.
 struct IsaKernels {
   RowKernels<float> f32;
   const RowKernels<double>* f64;
   RowKernel<float> read_twice_write_once;  // the memory-traffic floor of two-pass and online
   const SplitRowKernels* split;
+  const ColumnKernels* columns;
 };
 
 extern const IsaKernels kScalarKernels;

@@ -137,6 +137,29 @@ void run_row_share(const RowJob<T>& job, int thread, int count) {
   for (std::size_t r = begin; r < end; ++r) run_row(job, r, buffer);
 }
 
+// ---- Rows next to each other: blocks of columns ----------------------------------------------
+
+template <class T>
+bool column_layout(const RowJob<T>& job) {
+  return job.column_kernel != nullptr && columns_adjacent(job.layout);
+}
+
+// Blocks [thread * blocks / count, (thread + 1) * blocks / count) of column_block rows each.
+template <class T>
+void run_column_share(const RowJob<T>& job, int thread, int count) {
+  if constexpr (std::is_same_v<T, float>) {
+    const RowLayout& layout = job.layout;
+    const std::size_t blocks = (layout.rows + job.column_block - 1) / job.column_block;
+    const std::size_t begin = blocks * static_cast<std::size_t>(thread) / static_cast<std::size_t>(count);
+    const std::size_t end = blocks * static_cast<std::size_t>(thread + 1) / static_cast<std::size_t>(count);
+    for (std::size_t b = begin; b < end; ++b) {
+      const std::size_t first = b * job.column_block;
+      const std::size_t cols = std::min(job.column_block, layout.rows - first);
+      job.column_kernel(layout.n, cols, job.x + first, layout.x_stride, job.y + first, layout.y_stride);
+    }
+  }
+}
+
 // ---- Rows split across threads (float32 SIMD kernels) -----------------------------------------
 
 // What each thread reports about its slice. Two sets, used by alternate rows, so that a thread
@@ -256,11 +279,17 @@ void run_rows(const RowJob<T>& job, int requested_threads) {
   const std::size_t bytes = job.layout.rows * job.layout.n * sizeof(T);
   std::size_t threads = static_cast<std::size_t>(requested_threads > 0 ? requested_threads : get_num_threads());
   threads = std::min({threads, static_cast<std::size_t>(available_cpus()), std::max<std::size_t>(1, bytes / kMinBytesPerThread)});
-  const bool split = split_rows(job, static_cast<int>(threads));
-  if (!split) threads = std::min(threads, job.layout.rows);
+  const bool columns = column_layout(job);
+  const bool split = !columns && split_rows(job, static_cast<int>(threads));
+  if (columns) {
+    threads = std::min(threads, (job.layout.rows + job.column_block - 1) / job.column_block);
+  } else if (!split) {
+    threads = std::min(threads, job.layout.rows);
+  }
   if (g_in_forked_child) threads = 1;
 
   const ThreadTeamLease lease(static_cast<int>(threads));
+  if (columns) return run_team(lease.threads(), [&](int t, int count) { run_column_share(job, t, count); });
   if (lease.threads() == 1) return run_row_share(job, 0, 1);
   if constexpr (std::is_same_v<T, float>) {
     if (split) {

@@ -16,7 +16,18 @@ struct RowJob {
   bool log;
   RowKernel<T> kernel;
   const SplitRowKernels* split;
+  // For rows that lie next to each other (row stride 1, elements strided): the ISA's column
+  // kernel for this algorithm, run on blocks of column_block rows; null: gather row by row.
+  ColumnKernel column_kernel;
+  std::size_t column_block;
 };
+
+// Rows next to each other with strided elements (a softmax along a non-contiguous axis): run
+// as blocks of columns by the ISA's column kernels where it has them.
+inline bool columns_adjacent(const RowLayout& layout) {
+  return layout.rows > 1 && layout.n > 1 && layout.x_row_stride == 1 && layout.y_row_stride == 1 &&
+         layout.x_stride != 1;
+}
 
 // Runs every row of the job on up to `requested_threads` threads (0: get_num_threads()). Work too
 // small to pay for waking threads stays on the calling thread; so does every call made while

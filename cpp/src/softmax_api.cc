@@ -45,14 +45,22 @@ Status run_call(const T* x, T* y, const RowLayout& layout, const Options& option
     table = kScalarKernels.f64;
     isa = Isa::kScalar;
   }
-  const Algorithm algorithm =
-      options.algorithm == Algorithm::kAuto ? choose_algorithm(isa, n) : options.algorithm;
+  const bool simd_f32 = std::is_same_v<T, float> && isa != Isa::kScalar;
+  // Column blocks are read from memory a row at a time: the fewest passes win at every length.
+  const bool columns = simd_f32 && kernels->columns != nullptr && columns_adjacent(layout);
+  const Algorithm algorithm = options.algorithm != Algorithm::kAuto ? options.algorithm
+                              : columns                             ? Algorithm::kTwoPass
+                                                                    : choose_algorithm(isa, n);
   // One-element rows (and 0-d inputs) are exactly 1 (log: 0), or NaN: the checked path says so
   // exactly, where the fast kernels could leave a rounding of exp(x) / exp(x).
   const RowKernel<T> kernel = n == 1 ? (log ? checked_row_kernel<T, true> : checked_row_kernel<T, false>)
                                      : (log ? table->log_softmax : table->softmax)[algorithm_index(algorithm)];
-  const SplitRowKernels* split = std::is_same_v<T, float> && isa != Isa::kScalar ? kernels->split : nullptr;
-  run_rows(RowJob<T>{x, y, layout, algorithm, log, kernel, split}, options.num_threads);
+  const SplitRowKernels* split = simd_f32 ? kernels->split : nullptr;
+  const ColumnKernels* column_kernels = columns ? kernels->columns : nullptr;
+  const ColumnKernel column_kernel =
+      columns ? (log ? column_kernels->log_softmax : column_kernels->softmax)[algorithm_index(algorithm)] : nullptr;
+  const std::size_t column_block = columns ? column_kernels->block_columns : 0;
+  run_rows(RowJob<T>{x, y, layout, algorithm, log, kernel, split, column_kernel, column_block}, options.num_threads);
   return Status::kOk;
 }
 

@@ -110,7 +110,10 @@ def _positive_threads(threads: Any) -> int:
         raise TypeError(f"num_threads must be a positive integer or None, got {type(threads).__name__}")
     if threads < 1:
         raise ValueError(f"num_threads must be a positive integer or None, got {threads}")
-    return int(threads)
+    return min(int(threads), _MAX_THREADS)  # the library caps it at the CPUs anyway
+
+
+_MAX_THREADS = 1 << 16
 
 
 def cmake_dir() -> str:

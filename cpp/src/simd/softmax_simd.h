@@ -109,6 +109,19 @@ struct SimdKernels {
     return S::scale(mantissa(ex, table), exponent_arg(ex.n, e));
   }
 
+  // exp_output, and the error of its rounding (of T_hi + (T_hi * r + T_lo), scaled like the
+  // output) for sums of stored terms, which the reloading variant rounds a second time: adding
+  // the errors back keeps that second rounding the only one its outputs see beyond exp's own,
+  // within 0.57 + 0.5 ULP. Fast2Sum gives the error exactly, as |T_hi| >= |T_hi * r + T_lo|.
+  static V exp_output_and_error(const ExpParts& ex, V e, const ExpTable& table, V* error) {
+    const V hi = S::lookup(table.hi, ex.z);
+    const V low_part = S::fmadd(hi, ex.r, S::lookup(table.lo, ex.z));
+    const V mantissa_sum = S::add(hi, low_part);
+    const V arg = exponent_arg(ex.n, e);
+    *error = S::scale_ftz(S::sub(low_part, S::sub(mantissa_sum, hi)), arg);
+    return S::scale(mantissa_sum, arg);
+  }
+
   // Scalar twins for the row maximum: its table steps and its exponent floor(n / 2^b).
   static float steps_of(float x) { return std::fma(x, kStepsPerUnit, kRoundingBias) - kRoundingBias; }
   static float exponent_of(float x) { return std::floor(steps_of(x) / kTableSize); }
@@ -218,9 +231,10 @@ struct SimdKernels {
         e = e_new;
       }
     }
-    // Adds the block's terms exp(x) * 2^-e.
+    // Adds the term exp(x) * 2^-e of each lane, or a block's terms.
+    void add_term(const ExpParts& ex, const ExpTable& table) { S::wide_add(m, exp_term(ex, e, table)); }
     void add_terms(const ExpParts (&ex)[kUnroll], const ExpTable& table) {
-      for (int j = 0; j < kUnroll; ++j) S::wide_add(m, exp_term(ex[j], e, table));
+      for (int j = 0; j < kUnroll; ++j) add_term(ex[j], table);
     }
     // The row total sum(exp(x)) = sum * 2^exponent, with the row maximum passed through.
     RowTotal row_total(float max) const {
@@ -272,16 +286,9 @@ struct SimdKernels {
       for (int j = 0; j < kUnroll; ++j) {
         const ExpParts ex = exp_parts(floor_input(v[j]));
         if constexpr (kStore) {
-          // Stored terms are rounded again by the last pass. So that their own rounding does not
-          // also reach the sum, it is added back: T_hi + (T_hi * r + T_lo) rounds with an error
-          // that Fast2Sum gives exactly (|T_hi| >= |T_hi * r + T_lo|). Outputs then stay within
-          // 0.57 + 0.5 ULP. Stored terms are rounded correctly into the subnormal range.
-          const V hi = S::lookup(table.hi, ex.z);
-          const V low_part = S::fmadd(hi, ex.r, S::lookup(table.lo, ex.z));
-          const V mantissa_sum = S::add(hi, low_part);
-          const V arg = exponent_arg(ex.n, e);
-          terms[j] = S::scale(mantissa_sum, arg);
-          stored_error = S::add(stored_error, S::scale_ftz(S::sub(low_part, S::sub(mantissa_sum, hi)), arg));
+          V error;
+          terms[j] = exp_output_and_error(ex, e, table, &error);
+          stored_error = S::add(stored_error, error);
         } else {
           terms[j] = exp_term(ex, e, table);
         }

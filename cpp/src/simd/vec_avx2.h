@@ -89,6 +89,11 @@ struct Avx2 {
     w.lo = _mm256_mul_pd(w.lo, _mm256_cvtps_pd(_mm256_castps256_ps128(a)));
     w.hi = _mm256_mul_pd(w.hi, _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)));
   }
+  static Wide wide_load(const double* lanes) { return {_mm256_loadu_pd(lanes), _mm256_loadu_pd(lanes + 4)}; }
+  static void wide_store(const Wide& w, double* lanes) {
+    _mm256_storeu_pd(lanes, w.lo);
+    _mm256_storeu_pd(lanes + 4, w.hi);
+  }
   static double wide_total(const Wide& w) {
     const __m256d sum = _mm256_add_pd(w.lo, w.hi);
     __m128d pair = _mm_add_pd(_mm256_castpd256_pd128(sum), _mm256_extractf128_pd(sum, 1));

@@ -62,6 +62,11 @@ struct Avx512 {
     w.hi = _mm512_mul_pd(w.hi, _mm512_cvtps_pd(upper_half(a)));
   }
   static double wide_total(const Wide& w) { return _mm512_reduce_add_pd(_mm512_add_pd(w.lo, w.hi)); }
+  static Wide wide_load(const double* lanes) { return {_mm512_loadu_pd(lanes), _mm512_loadu_pd(lanes + 8)}; }
+  static void wide_store(const Wide& w, double* lanes) {
+    _mm512_storeu_pd(lanes, w.lo);
+    _mm512_storeu_pd(lanes + 8, w.hi);
+  }
 };
 
 }  // namespace fastsoftmax::simd
