@@ -3,8 +3,7 @@
 Candidates
 ----------
 - fastsoftmax: every algorithm on every ISA this CPU has, through the public API,
-  ``softmax(x, algorithm=..., isa=..., out=y)``. fastsoftmax is single-threaded (it has no threads
-  yet), whatever ``--threads`` says.
+  ``softmax(x, algorithm=..., isa=..., out=y, num_threads=--threads)``.
 - Peers, each only when importable (else listed as skipped): NumPy (the textbook formula
   ``e = exp(x - max); e / sum(e)``, written with ``out=`` so it allocates nothing), SciPy
   (``scipy.special.softmax``, which allocates its result), PyTorch (``torch.softmax(x, -1,
@@ -80,8 +79,6 @@ FALLBACK_LLC_BYTES = 32 << 20
 MEMORY_FRACTION = 0.5
 """The rotated buffers of one size use at most this fraction of the available memory."""
 CACHE_LINE_BYTES = 64
-FASTSOFTMAX_THREADS = 1
-"""fastsoftmax computes on the calling thread only (no threading yet)."""
 
 BOUND = "bound (read 2x, write 1x)"
 ONNX_OPSET = 13
@@ -184,12 +181,12 @@ def available_memory_bytes() -> int:
 # ---- candidates -------------------------------------------------------------------------------
 
 
-def fastsoftmax_candidate(algorithm: str, isa: str, log: bool) -> Candidate:
-    """fastsoftmax's public softmax (or log_softmax) with a forced algorithm and ISA."""
+def fastsoftmax_candidate(algorithm: str, isa: str, log: bool, threads: int) -> Candidate:
+    """fastsoftmax's public softmax (or log_softmax) with a forced algorithm, ISA and thread count."""
     function = fastsoftmax.log_softmax if log else fastsoftmax.softmax
 
     def bind(xs: list[np.ndarray], ys: list[np.ndarray]) -> Runner:
-        return lambda i: function(xs[i], algorithm=algorithm, isa=isa, out=ys[i])
+        return lambda i: function(xs[i], algorithm=algorithm, isa=isa, out=ys[i], num_threads=threads)
 
     return Candidate(f"fastsoftmax {isa} {algorithm}", "fastsoftmax", bind, fastsoftmax.__version__, algorithm, isa)
 
@@ -296,7 +293,9 @@ def bound_candidate() -> Candidate:
 def make_candidates(args: argparse.Namespace) -> tuple[list[Candidate], dict[str, str]]:
     """The candidates to time, and {name: why} for those skipped."""
     dtype = np.dtype(args.dtype)
-    candidates = [fastsoftmax_candidate(algorithm, isa, args.log) for isa in args.isa for algorithm in args.algorithms]
+    candidates = [
+        fastsoftmax_candidate(algorithm, isa, args.log, args.threads) for isa in args.isa for algorithm in args.algorithms
+    ]
     skipped = {}
     for name, factory in PEER_FACTORIES.items():
         try:
@@ -491,7 +490,7 @@ def header(args: argparse.Namespace, machine: dict[str, Any], skipped: dict[str,
         f"{args.rows} row(s) x size per call, input {dist}",
         f"CPU: {machine['cpu_model']} ({machine['logical_cpus']} logical CPUs), last-level cache "
         f"{machine['llc_bytes'] >> 20} MiB, ISAs: {', '.join(machine['available_isas'])}",
-        f"threads: fastsoftmax {FASTSOFTMAX_THREADS} (single-threaded for now), peers {args.threads} (--threads)",
+        f"threads: {args.threads} (--threads) for fastsoftmax, torch and onnxruntime; NumPy and SciPy use one",
         f"each value: median of {args.repeats} repeats of a sample of calls lasting >= "
         f"{args.min_sample_seconds * 1e3:g} ms; candidates interleaved; inputs and outputs rotated over "
         f"> {ROTATION_LLC_MULTIPLE}x the last-level cache",
@@ -635,7 +634,7 @@ def parse_isas(text: str) -> list[str]:
 
 
 EPILOG = """\
-fastsoftmax is single-threaded for now; --threads sets the threads of the peers
+--threads sets the threads of fastsoftmax (num_threads=) and of the peers that have them
 (torch.set_num_threads, onnxruntime intra_op_num_threads; NumPy and SciPy use one).
 
 Input: N(0, 4) values (mean 0, standard deviation 2), or uniform on [-1000, 1000] with --dist uniform.
@@ -666,7 +665,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--threads",
         type=positive_int,
         default=1,
-        help="threads for torch and onnxruntime (default 1); fastsoftmax is single-threaded",
+        help="threads for fastsoftmax, torch and onnxruntime (default 1)",
     )
     parser.add_argument(
         "--algorithms",
@@ -736,6 +735,11 @@ def describe_machine(caches: list[dict[str, Any]], llc_bytes: int, candidates: l
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Run the benchmark that `args` (parsed by a parser given configure_parser) describes."""
     check_arguments(args, parser)
+    if args.threads > 1 and "OMP_WAIT_POLICY" not in os.environ:
+        # fastsoftmax and PyTorch each bring an OpenMP runtime whose idle threads spin for a
+        # while after every call (the default active wait): interleaved, each would time the
+        # other's spinning. The policy is read when a runtime loads, so the run starts over.
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
     args.sizes = args.sizes or list(QUICK_SIZES if args.quick else DEFAULT_SIZES)
     args.repeats = args.repeats or (QUICK_REPEATS if args.quick else DEFAULT_REPEATS)
     args.min_sample_seconds = QUICK_MIN_SAMPLE_SECONDS if args.quick else MIN_SAMPLE_SECONDS
@@ -779,7 +783,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             "repeats": args.repeats,
             "min_sample_seconds": args.min_sample_seconds,
             "threads": args.threads,
-            "fastsoftmax_threads": FASTSOFTMAX_THREADS,
+            "fastsoftmax_threads": args.threads,
             "dist": args.dist,
             "bytes_per_element": bytes_per_element(dtype),
             "rotation_llc_multiple": ROTATION_LLC_MULTIPLE,
