@@ -83,7 +83,7 @@ def test_quick_run_writes_json_and_plot(tmp_path: Path) -> None:
         arguments += ["--plot", str(tmp_path / "bench.png")]
     proc = run_bench(*arguments)
     assert proc.returncode == 0, proc.stderr
-    assert "single-threaded" in proc.stdout
+    assert "threads: 1 (--threads) for fastsoftmax" in proc.stdout
     document = json.loads(json_path.read_text())
     check_document(document, function="softmax", dtype="float32")
     assert "bound (read 2x, write 1x)" in {m["candidate"] for m in document["measurements"]}
@@ -137,10 +137,10 @@ def test_bad_arguments_are_usage_errors(arguments: list[str], message: str) -> N
     assert "Traceback" not in proc.stderr
 
 
-def test_help_states_single_threaded() -> None:
+def test_help_states_threads() -> None:
     proc = run_bench("--help")
     assert proc.returncode == 0
-    assert "fastsoftmax is single-threaded" in proc.stdout
+    assert "--threads sets the threads of fastsoftmax" in proc.stdout
 
 
 def test_console_script() -> None:
