@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import sys
 
@@ -53,6 +54,34 @@ def func_name(request) -> str:
 def dtype(request):
     """The two natively computed dtypes."""
     return request.param
+
+
+# A test using fail_instead_of_hanging that runs longer than this is taken to be deadlocked.
+HANG_TIMEOUT_S = 240
+
+
+@pytest.fixture(scope="session")
+def real_stderr(pytestconfig):
+    """The process's stderr as it was before pytest captured it (output capture is undone around
+    the dup), for reports that must survive the process ending."""
+    capman = pytestconfig.pluginmanager.getplugin("capturemanager")
+    if capman is not None:
+        with capman.global_and_fixture_disabled():
+            fd = os.dup(2)
+    else:
+        fd = os.dup(2)
+    with os.fdopen(fd, "w") as f:
+        yield f
+
+
+@pytest.fixture
+def fail_instead_of_hanging(real_stderr):
+    """A test still running after HANG_TIMEOUT_S (threads deadlocked in the library, say) writes
+    every Python thread's traceback to stderr and ends the test process (exit status 1), rather
+    than hanging the run."""
+    faulthandler.dump_traceback_later(HANG_TIMEOUT_S, exit=True, file=real_stderr)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture

@@ -4,10 +4,10 @@ strided view and in place, for every algorithm and ISA, float32 and float64, sof
 log_softmax, num_threads 1 and 2. Every result is checked against the extended-precision
 reference along that axis (computed once per input and reused).
 
-The big float32 inputs hold more than 512 KiB, enough for the calls with num_threads=2 to use
-both threads (in float64 only the (1152, 61) one is that big: float64 runs the much slower
-long-double kernels); the small inputs cover every axis of 3-D and 4-D arrays, negative axes and
-the remaining layouts cheaply. test_threads.py covers out= views and in place along the last axis.
+The big float32 inputs are large enough for the calls with num_threads=2 to use both threads (in
+float64 only the 2-D one with special values is: float64 runs the much slower long-double
+kernels); the small inputs cover every axis of 3-D and 4-D arrays, negative axes and the
+remaining layouts cheaply. test_threads.py covers out= views and in place along the last axis.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import fastsoftmax
 import numpy as np
 import pytest
 from reference import assert_matches_reference, reference
+
+pytestmark = pytest.mark.usefixtures("fail_instead_of_hanging")
 
 FUNCS = {"softmax": fastsoftmax.softmax, "log_softmax": fastsoftmax.log_softmax}
 THREAD_COUNTS = (1, 2)
@@ -35,24 +37,25 @@ def size(n: int, dtype) -> int:
 
 
 def c2d_with_specials(dtype) -> np.ndarray:
-    """(4096, 61) C-contiguous (float64: (1152, 61), 549 KiB); columns (the rows along axis 0)
-    hold the special values in various places, some in the columns past the last full SIMD vector
-    (61 = 3 * 16 + 13 = 7 * 8 + 5)."""
-    n = 4096 if np.dtype(dtype) == np.float32 else 1152
-    x = sample((n, 61), dtype, seed=1)
+    """(1024, 157) C-contiguous (float64: (424, 157)); its columns (the rows along axis 0) hold
+    special values in various places, some in the last, partial block of columns (157 = 2 * 64 +
+    29 = 4 * 32 + 29: the AVX-512 and AVX2 column kernels take 64 and 32 columns at a time)."""
+    n = 1024 if np.dtype(dtype) == np.float32 else 424
+    x = sample((n, 157), dtype, seed=1)
     x[5, 3] = np.nan  # NaN near the start of a column
     x[n - 1, 15] = np.nan  # NaN at the very end of a column
     x[100, 7] = x[n - 100, 7] = np.inf  # two +inf: 1/2 each
-    x[n // 2, 8] = np.inf  # one +inf in the middle
+    x[n // 2, 70] = np.inf  # one +inf in the middle (second block)
     x[:, 9] = -np.inf  # only -inf but one finite value near the end
     x[n - 10, 9] = 2.0
     x[:, 11] = -np.inf  # only -inf: NaN
     x[17, 13] = x[n - 3, 13] = -np.inf  # -inf entries: exactly 0
     x[0, 20] = 1e30  # huge, beyond the kernels' fast range
-    x[n - 1, 60] = np.nan  # in the last column
-    x[:, 58] = -np.inf  # only -inf but one, in a tail column
-    x[n // 3, 58] = -3.0
-    x[n - 2, 57] = np.inf  # +inf near the end of a tail column
+    x[n - 1, 156] = np.nan  # in the last column
+    x[:, 150] = -np.inf  # only -inf but one, in the partial block
+    x[n // 3, 150] = -3.0
+    x[n - 2, 140] = np.inf  # +inf near the end of a column of the partial block
+    x[:, 133] = -np.inf  # only -inf, in the partial block
     return x
 
 
@@ -62,27 +65,31 @@ def identity(a):
 
 # name -> (base array for a dtype, view of the base that is the input, axes, mode)
 # mode: "new" (a new result), "out-view" (out= a strided view), "in-place" (out=x).
-# The big float32 inputs hold 512-1024 KiB (enough for 2 threads); 4-D: the middle axes big, all
-# axes small. (A transpose of a C array along its last axis is the layout of c2d along axis 0.)
+# The big float32 cases are sized so that each C++ call (one per index of the outer axes that do
+# not merge into rows) gets more than 512 KiB and, along a strided axis whose neighbouring
+# softmaxes lie next to each other, at least 2 blocks of columns: enough for 2 threads.
 CASES = {
     # C-contiguous, non-last axes
-    "c2d-4096x61": (c2d_with_specials, identity, (0,), "new"),
-    "c3d-16x210x40": (lambda d: sample((16, size(210, d), 40), d, seed=2), identity, (1,), "new"),
-    "c4d-4x6x8x700": (lambda d: sample((4, 6, 8, size(700, d)), d, seed=3), identity, (1, 2), "new"),
-    # negative strides, steps, transposes, Fortran order
+    "c2d-1024x157": (c2d_with_specials, identity, (0,), "new"),
+    "c3d-2x780x170": (lambda d: sample((2, size(780, d), 170), d, seed=2), identity, (1,), "new"),
+    # (each index of the first two axes is one call; small-c4d below covers every axis)
+    "c4d-1x2x300x450": (lambda d: sample((1, 2, 300, size(450, d)), d, seed=3), identity, (2,), "new"),
+    # negative strides, steps, transposes / Fortran order
     "reversed-rows": (lambda d: sample((size(900, d), 150), d, seed=4), lambda a: a[::-1], (0,), "new"),
     "step2-columns": (lambda d: sample((size(135, d), 2000), d, seed=5), lambda a: a[:, ::2], (-1,), "new"),
     "negative-steps": (lambda d: sample((size(900, d), 900), d, seed=6), lambda a: a[::-2, ::-3], (0,), "new"),
-    "fortran-3d": (lambda d: np.asfortranarray(sample((40, size(90, d), 40), d, seed=8)), identity, (1,), "new"),
+    "fortran-2d": (lambda d: np.asfortranarray(sample((size(1000, d), 150), d, seed=8)), identity, (1,), "new"),
     # out= a strided view, and in place, along a non-last axis
     "out-view": (lambda d: sample((size(540, d), 250), d, seed=9), identity, (0,), "out-view"),
     "in-place": (lambda d: sample((size(540, d), 250), d, seed=10), identity, (0,), "in-place"),
-    # small: negative axes, every axis of 3-D and 4-D, in place on a strided view, odd layouts
+    # small: every axis of 3-D and 4-D (negative ones too), more views, in place on a strided view
     "small-c3d": (lambda d: sample((5, 6, 37), d, seed=11), identity, (0, 1, 2, -1, -2, -3), "new"),
     "small-c4d": (lambda d: sample((3, 4, 5, 33), d, seed=12), identity, (0, 1, 2, 3, -1, -2, -3, -4), "new"),
     "small-views": (lambda d: sample((40, 101), d, seed=13), lambda a: a[::3, 1::2], (0, -1), "new"),
     "small-transposed": (lambda d: sample((30, 70), d, seed=7), lambda a: a.T, (0, -1), "new"),
     "small-reversed": (lambda d: sample((40, 101), d, seed=14), lambda a: a[::-1, ::-1], (0, -1), "new"),
+    "small-fortran-2d": (lambda d: np.asfortranarray(sample((33, 70), d, seed=19)), identity, (0, 1, -1), "new"),
+    "small-fortran-3d": (lambda d: np.asfortranarray(sample((7, 9, 33), d, seed=18)), identity, (0, 1, 2), "new"),
     "small-fortran-4d": (lambda d: np.asfortranarray(sample((3, 4, 5, 33), d, seed=15)), lambda a: a.T[:, ::-1],
                          (0, 1, -1), "new"),
     "small-in-place-strided": (lambda d: sample((30, 80), d, seed=16), lambda a: a[::2, ::-2], (0, -1), "in-place"),

@@ -22,11 +22,13 @@ import numpy as np
 import pytest
 from reference import SOFTMAX_ULP_F32_LONG, assert_matches_reference, reference
 
+pytestmark = pytest.mark.usefixtures("fail_instead_of_hanging")
+
 FUNCS = {"softmax": fastsoftmax.softmax, "log_softmax": fastsoftmax.log_softmax}
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 THREAD_COUNTS = (1, 2, 3)
 SPLIT_THREAD_COUNTS = (2, 3)  # a row is only split with more than one thread
-LONG_ROW = 300_000  # >= 256K float32 elements: few such rows are split across threads
+LONG_ROW = 300_000  # float32 elements: a few such rows are each split across the threads
 
 
 def sample(shape, dtype=np.float32, seed=0, scale=10.0) -> np.ndarray:
@@ -47,8 +49,8 @@ def _shapes() -> dict:
     return {
         # many short rows: shared out among the threads by rows
         "64x3000": lambda: sample((64, 3000), seed=1),
-        # few long rows (3 rows for 2 or 3 threads)
-        "3x300000": lambda: sample((3, LONG_ROW), seed=2),
+        # few long rows (3 rows for 2 threads: each row split)
+        "3x200003": lambda: sample((3, 200_003), seed=2),
         # one long row of odd length, split across the threads
         "1x300001": lambda: sample((1, LONG_ROW + 1), seed=3, scale=3.0),
         # one 1M row (1-D)
@@ -206,8 +208,8 @@ def run_python(code: str, env_set: dict[str, str], timeout: float = 60) -> subpr
            if k not in ("FASTSOFTMAX_NUM_THREADS", "OMP_NUM_THREADS", "FASTSOFTMAX_ISA")}
     env.update(env_set)
     prelude = f"import sys; sys.path.insert(0, {TESTS_DIR!r})\n"
-    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], check=False, env=env,
+                          capture_output=True, text=True, timeout=timeout)
 
 
 ENV_CHECK = """
@@ -293,7 +295,7 @@ def test_thread_count_invariance(algorithm, isa, func_name):
     """Many short rows (1, 2, 3 threads), three long rows (2 threads) and one long row of odd
     length (2, 3 threads; 1 thread is test_accuracy.py's subject): within the single-threaded
     bounds."""
-    for name, thread_counts in (("64x3000", THREAD_COUNTS), ("3x300000", (2,)), ("1x300001", SPLIT_THREAD_COUNTS)):
+    for name, thread_counts in (("64x3000", THREAD_COUNTS), ("3x200003", (2,)), ("1x300001", SPLIT_THREAD_COUNTS)):
         x = case("shapes", name)
         for threads in thread_counts:
             y = FUNCS[func_name](x, algorithm=algorithm, isa=isa, num_threads=threads)
@@ -373,7 +375,7 @@ def _concurrency_jobs():
     inputs = [
         (sample((48, 3000), seed=10), -1),  # many rows, threaded
         (sample(270_000, seed=11, scale=3.0), 0),  # one long row, split
-        (sample((2304, 64), seed=12), 0),  # non-last axis, threaded
+        (sample((1024, 157), seed=12), 0),  # non-last axis, threaded (3 blocks of columns)
         (sample((16, 5000), np.float64, seed=17), -1),  # float64, threaded
         (sample((7, 100), seed=13), -1),
         (sample((33, 300), seed=14), 1),

@@ -1,20 +1,19 @@
-// Threads: the default thread count, and a call's rows on OpenMP threads, either whole rows per
-// thread or, for few long rows, every row split into slices whose partial reductions are merged.
+// Threads: the default thread count, and a call's rows on the worker threads (thread_pool.cc),
+// as whole rows per thread, blocks of columns per thread, or, for few long rows, every row split
+// into slices whose partial reductions are merged.
 // Compiled for the baseline target; the kernels it calls are the dispatched ones.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 #include <limits>
 #include <thread>
 #include <type_traits>
 #include <vector>
 
 #include "parallel.h"
-
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
+#include "thread_pool.h"
 #if defined(__unix__) || defined(__APPLE__)
 #include <pthread.h>
 #include <sched.h>
@@ -62,7 +61,7 @@ int automatic_threads() {
 
 std::atomic<int> g_default_threads{0};  // 0: automatic_threads()
 
-// OpenMP's thread pool does not survive fork(): a forked child computes on its own thread.
+// Worker threads do not survive fork(): a forked child computes on its own thread.
 std::atomic<bool> g_in_forked_child{false};
 #if defined(__unix__) || defined(__APPLE__)
 [[maybe_unused]] const int g_fork_handler = pthread_atfork(nullptr, nullptr, [] { g_in_forked_child = true; });
@@ -92,24 +91,9 @@ class ThreadTeamLease {
   int threads_ = 1;
 };
 
-// body(thread, thread_count) on each thread of a team of up to `threads`.
 template <class Body>
 void run_team(int threads, Body&& body) {
-#if defined(_OPENMP)
-  if (threads > 1) {
-#pragma omp parallel num_threads(threads)
-    body(omp_get_thread_num(), omp_get_num_threads());
-    return;
-  }
-#endif
-  (void)threads;
-  body(0, 1);
-}
-
-void team_barrier() {
-#if defined(_OPENMP)
-#pragma omp barrier
-#endif
+  run_on_threads(threads, std::function<void(int, int)>(body));
 }
 
 // ---- Whole rows per thread --------------------------------------------------------------------
@@ -209,7 +193,7 @@ void run_split_row(const RowJob<float>& job, const float* x, float* y, int t, in
 
   if (job.algorithm == Algorithm::kTwoPass || job.algorithm == Algorithm::kOnline) {
     mine.total = (job.algorithm == Algorithm::kTwoPass ? k.two_pass_total : k.online_total)(len, xs);
-    team_barrier();
+    threads_barrier(count);
     const RowTotal total = merged_total(reports, count);
     if (!fast_total(total)) {
       if (t == 0) checked_row(n, x, y, job.log);
@@ -221,7 +205,7 @@ void run_split_row(const RowJob<float>& job, const float* x, float* y, int t, in
 
   // Three-pass: the maximum, then the sums below it, then the outputs.
   mine.max = k.row_max(len, xs);
-  team_barrier();
+  threads_barrier(count);
   float max = -std::numeric_limits<float>::infinity();
   for (int i = 0; i < count; ++i) max = std::max(max, reports[i].max);
   if (!fast_max(max)) {
@@ -231,7 +215,7 @@ void run_split_row(const RowJob<float>& job, const float* x, float* y, int t, in
   const float exponent = k.exponent_of(max);
   const bool reload = job.algorithm == Algorithm::kThreePassReload && !job.log;
   mine.sum = (reload ? k.sum_below_max_store : k.sum_below_max)(len, xs, ys, exponent);
-  team_barrier();
+  threads_barrier(count);
   double sum = 0;
   for (int i = 0; i < count; ++i) sum += reports[i].sum;
   // With a finite max every term is below 2: a non-finite sum means a NaN in the row.

@@ -226,13 +226,14 @@ def _apply(
     xc = x.reshape(1) if x.ndim == 0 else x
     if xc.dtype != compute_dtype or not xc.flags.aligned:
         xc = xc.astype(compute_dtype, order="K")
-    # Swapping the softmax axis last is a view; the order of the other axes does not matter.
+    # Moving the softmax axis last is a view. It keeps the other axes in order, so the softmaxes
+    # of a C-contiguous array stay next to each other for the column kernels.
     last = axis in (-1, xc.ndim - 1)
-    x_rows = xc if last else xc.swapaxes(axis, -1)
+    x_rows = xc if last else np.moveaxis(xc, axis, -1)
 
     result = out if out is not None else np.empty(x.shape, dtype=result_dtype)
     target = result.reshape(1) if result.ndim == 0 else result
-    y_rows = target if last else target.swapaxes(axis, -1)
+    y_rows = target if last else np.moveaxis(target, axis, -1)
     # Kernels write y directly when it has the compute dtype and is x itself or apart from x;
     # otherwise (float16, partial overlap) they write a temporary that is then copied over.
     direct = y_rows.dtype == compute_dtype and y_rows.flags.aligned and (
