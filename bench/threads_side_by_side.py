@@ -42,6 +42,9 @@ def onnx_softmax(x: np.ndarray, y: np.ndarray, axis: int, threads: int):
     model.ir_version = 9
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
+    # Its idle pool threads would otherwise spin after each run and take the CPUs of whatever
+    # candidate runs next (fastsoftmax's and PyTorch's sleep when idle, see OMP_WAIT_POLICY).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     binding = session.io_binding()
     binding.bind_cpu_input("x", x)

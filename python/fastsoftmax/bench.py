@@ -257,6 +257,9 @@ def onnxruntime_candidate(log: bool, dtype: np.dtype, threads: int) -> Candidate
     model.ir_version = ONNX_IR_VERSION
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
+    # Its idle pool threads would otherwise spin after each run and take the CPUs of whatever
+    # candidate runs next (fastsoftmax's and PyTorch's sleep when idle, see OMP_WAIT_POLICY).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
     def bind(xs: list[np.ndarray], ys: list[np.ndarray]) -> Runner:
