@@ -111,14 +111,18 @@ void run_row(const RowJob<T>& job, std::size_t r, std::vector<T>& buffer) {
   for (std::size_t i = 0; i < layout.n; ++i) y_row[static_cast<std::ptrdiff_t>(i) * layout.y_stride] = buffer[i];
 }
 
-// Rows [thread * rows / count, (thread + 1) * rows / count): contiguous runs stream best.
+// Runs of rows of about kMinBytesPerThread taken in turn from a shared counter: a thread that
+// starts late or runs slower (a shared VM, the caller back from Python) takes fewer runs.
 template <class T>
-void run_row_share(const RowJob<T>& job, int thread, int count) {
+void run_row_share(const RowJob<T>& job, std::atomic<std::size_t>& next_row) {
   const std::size_t rows = job.layout.rows;
-  const std::size_t begin = rows * static_cast<std::size_t>(thread) / static_cast<std::size_t>(count);
-  const std::size_t end = rows * static_cast<std::size_t>(thread + 1) / static_cast<std::size_t>(count);
+  const std::size_t run = std::max<std::size_t>(1, kMinBytesPerThread / (job.layout.n * sizeof(T) + 1));
   std::vector<T> buffer;
-  for (std::size_t r = begin; r < end; ++r) run_row(job, r, buffer);
+  for (;;) {
+    const std::size_t begin = next_row.fetch_add(run, std::memory_order_relaxed);
+    if (begin >= rows) return;
+    for (std::size_t r = begin; r < std::min(rows, begin + run); ++r) run_row(job, r, buffer);
+  }
 }
 
 // ---- Rows next to each other: blocks of columns ----------------------------------------------
@@ -274,14 +278,15 @@ void run_rows(const RowJob<T>& job, int requested_threads) {
 
   const ThreadTeamLease lease(static_cast<int>(threads));
   if (columns) return run_team(lease.threads(), [&](int t, int count) { run_column_share(job, t, count); });
-  if (lease.threads() == 1) return run_row_share(job, 0, 1);
+  std::atomic<std::size_t> next_row{0};
+  if (lease.threads() == 1) return run_row_share(job, next_row);
   if constexpr (std::is_same_v<T, float>) {
     if (split) {
       std::vector<SliceReport> reports(2 * static_cast<std::size_t>(lease.threads()));
       return run_team(lease.threads(), [&](int t, int count) { run_split_rows(job, t, count, reports); });
     }
   }
-  run_team(lease.threads(), [&](int t, int count) { run_row_share(job, t, count); });
+  run_team(lease.threads(), [&](int, int) { run_row_share(job, next_row); });
 }
 
 template void run_rows<float>(const RowJob<float>&, int);
