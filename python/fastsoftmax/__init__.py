@@ -132,6 +132,7 @@ def cmake_dir() -> str:
 # ---- softmax / log_softmax ------------------------------------------------------------------
 
 _SUPPORTED_ISAS = frozenset(_core.supported_isas())
+_ALGORITHM_NAMES = frozenset(ALGORITHMS)
 
 
 def _dtypes(dtype: np.dtype) -> tuple[np.dtype, np.dtype]:
@@ -190,22 +191,35 @@ def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
 def _apply(
     x: Any, axis: int, algorithm: str, isa: str, out: np.ndarray | None, num_threads: int | None, log: bool
 ) -> np.ndarray:
-    # The common call first, with nothing to check or convert: an aligned native float32/float64
-    # array of at least one dimension, the last axis, a new result, automatic choices.
+    # The common calls first, with nothing to convert: an aligned native float32/float64 array of
+    # at least one dimension, the last axis, a new result or a valid out= of the same dtype that is
+    # x itself or apart from it, known names, a plain thread count. Anything else, including every
+    # error, takes the general path below.
     if (
-        num_threads is None
-        and out is None
-        and type(x) is np.ndarray
+        type(x) is np.ndarray
         and (x.dtype is _F32 or x.dtype is _F64)
         and axis == -1
         and x.ndim
-        and algorithm == "auto"
-        and isa == "auto"
         and x.flags.aligned
+        and algorithm in _ALGORITHM_NAMES
+        and (isa == "auto" or isa in _SUPPORTED_ISAS)
+        and (num_threads is None or (type(num_threads) is int and 0 < num_threads <= _MAX_THREADS))
     ):
-        result = np.empty(x.shape, x.dtype)
-        _core.compute(x, result, "auto", "auto", log)
-        return result
+        threads = num_threads or 0
+        if out is None:
+            result = np.empty(x.shape, x.dtype)
+            _core.compute(x, result, algorithm, isa, log, threads)
+            return result
+        if (
+            type(out) is np.ndarray
+            and out.dtype is x.dtype
+            and out.shape == x.shape
+            and out.flags.writeable
+            and out.flags.aligned
+            and (out is x or not np.may_share_memory(x, out))
+        ):
+            _core.compute(x, out, algorithm, isa, log, threads)
+            return out
     _check_names(algorithm, isa)
     threads = 0 if num_threads is None else _positive_threads(num_threads)
     x = np.asarray(x)
