@@ -72,7 +72,8 @@ def describe_and_self_check() -> int:
     print(f"active ISA: {active}; algorithm='auto' picks "
           + ", ".join(f"{_core.choose_algorithm(active, n)} for n={n}" for n in (1000, 1_000_000)))
     print(f"CUDA compiled in: {'yes' if _core.cuda_compiled else 'no'}; GPU visible: {gpu_visible()}")
-    print(f"threads: {_core.get_num_threads()} by default (FASTSOFTMAX_NUM_THREADS, OMP_NUM_THREADS or the CPUs available)")
+    threads = _core.get_num_threads()
+    print(f"threads: {threads} by default (FASTSOFTMAX_NUM_THREADS, OMP_NUM_THREADS or the CPUs available)")
     ok = self_check()
     print("self-check passed" if ok else "self-check FAILED")
     return 0 if ok else 1

@@ -297,7 +297,9 @@ def make_candidates(args: argparse.Namespace) -> tuple[list[Candidate], dict[str
     """The candidates to time, and {name: why} for those skipped."""
     dtype = np.dtype(args.dtype)
     candidates = [
-        fastsoftmax_candidate(algorithm, isa, args.log, args.threads) for isa in args.isa for algorithm in args.algorithms
+        fastsoftmax_candidate(algorithm, isa, args.log, args.threads)
+        for isa in args.isa
+        for algorithm in args.algorithms
     ]
     skipped = {}
     for name, factory in PEER_FACTORIES.items():
