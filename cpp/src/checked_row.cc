@@ -1,4 +1,5 @@
 // The checked path for rows the fast kernels decline (NaN, +inf, only -inf, huge values).
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <type_traits>
@@ -46,5 +47,19 @@ void checked_row(std::size_t n, const T* x, T* y, bool log) {
 
 template void checked_row<float>(std::size_t, const float*, float*, bool);
 template void checked_row<double>(std::size_t, const double*, double*, bool);
+
+bool fast_row_max(float max) { return max >= -kFastRangeLimit && max <= kFastRangeLimit; }
+
+bool fast_row_total(double sum, float exponent) {
+  constexpr float kFastExponentLimit = kFastRangeLimit * 0x1.715476p+0f;  // times log2(e)
+  return std::isfinite(sum) && exponent <= kFastExponentLimit && exponent >= -kFastExponentLimit;
+}
+
+template <class T>
+void fill_nan(std::size_t n, T* y) {
+  std::fill(y, y + n, std::numeric_limits<T>::quiet_NaN());
+}
+template void fill_nan<float>(std::size_t, float*);
+template void fill_nan<double>(std::size_t, double*);
 
 }  // namespace fastsoftmax

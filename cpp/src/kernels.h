@@ -89,4 +89,14 @@ void checked_row_kernel(std::size_t n, const T* x, T* y) {
 inline constexpr float kFastRangeLimit = 0x1p16f;  // 65536
 inline constexpr float kExpInputFloor = -0x1p17f;
 
+// Whether a fast path's result stands, else the row takes checked_row: a row maximum within
+// kFastRangeLimit, or a row total sum * 2^exponent that is finite (no NaN) with an exponent that
+// range covers. Shared by the kernels of every ISA, the split rows and the column blocks; defined
+// in checked_row.cc, compiled for the baseline (so no ISA's copy can stand in for another's).
+bool fast_row_max(float max);
+bool fast_row_total(double sum, float exponent);
+// y[0, n) = NaN: a row with a NaN whose input may already be overwritten (in place).
+template <class T>
+void fill_nan(std::size_t n, T* y);
+
 }  // namespace fastsoftmax

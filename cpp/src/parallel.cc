@@ -174,15 +174,6 @@ RowTotal merged_total(const SliceReport* reports, int count) {
   return {sum, exponent, max};
 }
 
-// The same tests as the kernels' own (softmax_simd.h): rows outside them take the checked path.
-bool fast_total(const RowTotal& total) {
-  constexpr float kLimit = kFastRangeLimit * 1.4426950408889634f;
-  return std::isfinite(total.sum) && total.exponent <= kLimit && total.exponent >= -kLimit;
-}
-bool fast_max(float max) { return max >= -kFastRangeLimit && max <= kFastRangeLimit; }
-
-void fill_nan(std::size_t n, float* y) { std::fill(y, y + n, std::numeric_limits<float>::quiet_NaN()); }
-
 // One row, x[0, n) -> y, by every thread of the team: thread `t` of `count` owns one slice.
 void run_split_row(const RowJob<float>& job, const float* x, float* y, int t, int count, SliceReport* reports) {
   const SplitRowKernels& k = *job.split;
@@ -199,7 +190,7 @@ void run_split_row(const RowJob<float>& job, const float* x, float* y, int t, in
     mine.total = (job.algorithm == Algorithm::kTwoPass ? k.two_pass_total : k.online_total)(len, xs);
     threads_barrier(count);
     const RowTotal total = merged_total(reports, count);
-    if (!fast_total(total)) {
+    if (!fast_row_total(total.sum, total.exponent)) {
       if (t == 0) checked_row(n, x, y, job.log);
       return;
     }
@@ -212,7 +203,7 @@ void run_split_row(const RowJob<float>& job, const float* x, float* y, int t, in
   threads_barrier(count);
   float max = -std::numeric_limits<float>::infinity();
   for (int i = 0; i < count; ++i) max = std::max(max, reports[i].max);
-  if (!fast_max(max)) {
+  if (!fast_row_max(max)) {
     if (t == 0) checked_row(n, x, y, job.log);
     return;
   }
@@ -266,7 +257,9 @@ template <class T>
 void run_rows(const RowJob<T>& job, int requested_threads) {
   const std::size_t bytes = job.layout.rows * job.layout.n * sizeof(T);
   std::size_t threads = static_cast<std::size_t>(requested_threads > 0 ? requested_threads : get_num_threads());
-  threads = std::min({threads, static_cast<std::size_t>(available_cpus()), std::max<std::size_t>(1, bytes / kMinBytesPerThread)});
+  threads = std::min(threads, std::max<std::size_t>(1, bytes / kMinBytesPerThread));
+  // The affinity mask is read (a system call) only for work that may use threads.
+  if (threads > 1) threads = std::min(threads, static_cast<std::size_t>(available_cpus()));
   const bool columns = column_layout(job);
   const bool split = !columns && split_rows(job, static_cast<int>(threads));
   if (columns) {

@@ -1,7 +1,6 @@
 // Public entry points: argument checks, names, and the loop over rows of a strided layout.
 #include <algorithm>
 #include <type_traits>
-#include <vector>
 
 #include "dispatch.h"
 #include "parallel.h"

@@ -74,10 +74,6 @@ struct ScalarKernels {
     return max;
   }
 
-  static void fill_nan(std::size_t n, T* y) {
-    std::fill(y, y + n, std::numeric_limits<T>::quiet_NaN());
-  }
-
   // max; sum of exp(x - max); y = exp(x - max) / sum, recomputing the exponentials.
   template <bool kLog>
   static void three_pass_recompute(std::size_t n, const T* x, T* y) {

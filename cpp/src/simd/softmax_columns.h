@@ -102,8 +102,7 @@ struct SimdColumns {
         const V v = b.load(row, j, kExpInputFloor);
         max[j] = S::max(max[j], v);
         const ExpParts ex = K::exp_parts(K::floor_input(v));
-        const V steps = kOnline ? K::exp_parts(max[j]).n : ex.n;
-        const V e_new = S::floor(S::mul(steps, S::set1(1.0f / K::kTableSize)));
+        const V e_new = K::exponent_of_steps(kOnline ? K::steps_of(max[j]) : ex.n);
         totals[j].raise_exponent(kOnline ? e_new : S::max(totals[j].e, e_new));
         totals[j].add_term(ex, table);
       }
@@ -179,8 +178,7 @@ struct SimdColumns {
   static void write_log_softmax(const Block& b, const Lanes& lanes) {
     float log_sum[kBlockColumns];
     for (std::size_t c = 0; c < kBlockColumns; ++c) {
-      log_sum[c] = static_cast<float>(
-          std::fmax(0.0, std::log(lanes.sum[c]) + (lanes.exponent[c] * K::kLn2 - lanes.max[c])));
+      log_sum[c] = K::log_sum_above_max(lanes.sum[c], lanes.exponent[c], lanes.max[c]);
     }
     V shift[kVectors], subtrahend[kVectors];
     for (int j = 0; j < kVectors; ++j) {
@@ -252,26 +250,25 @@ struct SimdColumns {
       pair_totals<kAlgorithm == Algorithm::kOnline>(b, totals, max);
       store_lanes(totals, max, lanes);
       for (std::size_t c = 0; c < cols; ++c) {
-        if (!K::fast_total(lanes.sum[c], lanes.exponent[c])) checked.add(b, c, kLog);
+        if (!fast_row_total(lanes.sum[c], lanes.exponent[c])) checked.add(b, c, kLog);
       }
     } else {
       column_max(b, max);
       V e[kVectors];
       for (int j = 0; j < kVectors; ++j) {
         // As K::exponent_of; lanes outside the fast range are recomputed as checked columns.
-        const V steps = K::exp_parts(S::max(S::set1(-kFastRangeLimit), max[j])).n;
-        e[j] = S::floor(S::mul(steps, S::set1(1.0f / K::kTableSize)));
+        e[j] = K::exponent_of_steps(K::steps_of(S::max(S::set1(-kFastRangeLimit), max[j])));
       }
       float lane_max[kBlockColumns];
       for (int j = 0; j < kVectors; ++j) S::store(lane_max + j * kWidth, max[j]);
       for (std::size_t c = 0; c < cols; ++c) {
-        if (!K::fast_max(lane_max[c])) checked.add(b, c, kLog);
+        if (!fast_row_max(lane_max[c])) checked.add(b, c, kLog);
       }
       sums_below_max<kReload>(b, e, totals);
       store_lanes(totals, max, lanes);
       // A finite maximum and a non-finite sum: a NaN in the column, which gives NaN.
       for (std::size_t c = 0; c < cols; ++c) {
-        if (!std::isfinite(lanes.sum[c]) && K::fast_max(lane_max[c])) checked.add_nan(b, c);
+        if (!std::isfinite(lanes.sum[c]) && fast_row_max(lane_max[c])) checked.add_nan(b, c);
       }
     }
     if constexpr (kLog) {

@@ -122,7 +122,12 @@ struct SimdKernels {
     return S::scale(mantissa_sum, arg);
   }
 
-  // Scalar twins for the row maximum: its table steps and its exponent floor(n / 2^b).
+  // The table steps n of x (as exp_parts rounds them), and the exponent floor(n / 2^b) of a
+  // maximum; scalar twins for a row's maximum.
+  static V steps_of(V x) {
+    return S::sub(S::fmadd(x, S::set1(kStepsPerUnit), S::set1(kRoundingBias)), S::set1(kRoundingBias));
+  }
+  static V exponent_of_steps(V steps) { return S::floor(S::mul(steps, S::set1(1.0f / kTableSize))); }
   static float steps_of(float x) { return std::fma(x, kStepsPerUnit, kRoundingBias) - kRoundingBias; }
   static float exponent_of(float x) { return std::floor(steps_of(x) / kTableSize); }
 
@@ -245,21 +250,16 @@ struct SimdKernels {
     }
   };
 
-  // A fast-path row total: finite sum (no NaN) and an exponent the exact range reduction covers.
-  static bool fast_total(double sum, float exponent) {
-    return std::isfinite(sum) && exponent <= kFastRangeLimit * kLog2e && exponent >= -kFastRangeLimit * kLog2e;
-  }
-  static bool fast_max(float max) { return max >= -kFastRangeLimit && max <= kFastRangeLimit; }
-
-  static void fill_nan(std::size_t n, float* y) {
-    for (std::size_t i = 0; i < n; ++i) y[i] = std::numeric_limits<float>::quiet_NaN();
+  // log(sum(exp(x - max))) for a row sum of sum * 2^exponent: >= 0, as the max contributes
+  // exp(0) = 1, so log-softmax outputs (x - max) - it are never positive.
+  static float log_sum_above_max(double sum, float exponent, float max) {
+    return static_cast<float>(std::fmax(0.0, std::log(sum) + (exponent * kLn2 - max)));
   }
 
-  // log_softmax output (x - max) - log(sum(exp(x - max))), the row sum being sum * 2^e. The
-  // subtrahend is >= 0 (the max contributes exp(0) = 1), so every output is <= 0.
+  // log_softmax output (x - max) - log(sum(exp(x - max))), the row sum being sum * 2^e.
   static void write_log_softmax(std::size_t n, const float* x, float* y, double sum, float exponent,
                                 float max) {
-    const V log_sum = S::set1(static_cast<float>(std::fmax(0.0, std::log(sum) + (exponent * kLn2 - max))));
+    const V log_sum = S::set1(log_sum_above_max(sum, exponent, max));
     const V shift = S::set1(max);
     write_pass(n, x, y, [&](V v) { return S::sub(S::sub(v, shift), log_sum); });
   }
@@ -303,7 +303,7 @@ struct SimdKernels {
   template <bool kLog>
   static void three_pass_recompute(std::size_t n, const float* x, float* y) {
     const float max = row_max(n, x);
-    if (!fast_max(max)) return checked_row(n, x, y, kLog);
+    if (!fast_row_max(max)) return checked_row(n, x, y, kLog);
     const float exponent = exponent_of(max);
     const double sum = sum_below_max<false>(n, x, nullptr, exponent);
     // With a finite max every term is below 2, so a non-finite sum means a NaN in the row.
@@ -314,7 +314,7 @@ struct SimdKernels {
 
   static void three_pass_reload(std::size_t n, const float* x, float* y) {
     const float max = row_max(n, x);
-    if (!fast_max(max)) return checked_row(n, x, y, false);
+    if (!fast_row_max(max)) return checked_row(n, x, y, false);
     const double sum = sum_below_max<true>(n, x, y, exponent_of(max));
     if (!std::isfinite(sum)) return fill_nan(n, y);  // a NaN; x may already be overwritten
     scale_pass(n, y, 1.0 / sum);
@@ -345,7 +345,7 @@ struct SimdKernels {
       ExpParts ex[kUnroll];
       for (int j = 0; j < kUnroll; ++j) ex[j] = exp_parts(floor_input(v[j]));
       const V n_max = S::max(S::max(ex[0].n, ex[1].n), S::max(ex[2].n, ex[3].n));
-      total.raise_exponent(S::max(total.e, S::floor(S::mul(n_max, S::set1(1.0f / kTableSize)))));
+      total.raise_exponent(S::max(total.e, exponent_of_steps(n_max)));
       total.add_terms(ex, table);
     });
     return total.row_total(S::reduce_max(running_max));
@@ -366,9 +366,7 @@ struct SimdKernels {
       running_max = S::max(running_max, max_block(v));
       ExpParts ex[kUnroll];
       for (int j = 0; j < kUnroll; ++j) ex[j] = exp_parts(floor_input(v[j]));
-      const V max_steps = S::sub(S::fmadd(running_max, S::set1(kStepsPerUnit), S::set1(kRoundingBias)),
-                                 S::set1(kRoundingBias));
-      total.raise_exponent(S::floor(S::mul(max_steps, S::set1(1.0f / kTableSize))));
+      total.raise_exponent(exponent_of_steps(steps_of(running_max)));
       total.add_terms(ex, table);
     });
     return total.row_total(S::reduce_max(running_max));
@@ -380,7 +378,7 @@ struct SimdKernels {
 
   // Pass 2 of two-pass and online.
   static void finish(std::size_t n, const float* x, float* y, const RowTotal& total, bool log) {
-    if (!fast_total(total.sum, total.exponent)) return checked_row(n, x, y, log);
+    if (!fast_row_total(total.sum, total.exponent)) return checked_row(n, x, y, log);
     if (log) return write_log_softmax(n, x, y, total.sum, total.exponent, total.max);
     write_softmax(n, x, y, total.sum, total.exponent);
   }
