@@ -42,19 +42,19 @@ bool element_strides(const py::array& a, std::vector<std::ptrdiff_t>* strides) {
   return true;
 }
 
-template <class T>
-void run(const py::array& x, py::array& y, const Options& options, bool log) {
+// Calls `call(x_offset, y_offset, layout)` for the rows of x and y, stopping at the first
+// error. The last axis is the softmax axis (its length is x's; y's may differ, as top-k's does),
+// the one before it the batch of rows; any axes before those are walked here, so every strided
+// view runs without a copy. Releases the GIL.
+template <class Call>
+Status for_each_layout(const py::array& x, const py::array& y, Call&& call) {
   const py::ssize_t ndim = x.ndim();
   std::vector<std::ptrdiff_t> xs, ys;
   if (!element_strides(x, &xs) || !element_strides(y, &ys)) {
     throw py::value_error("array strides must be multiples of the item size");
   }
   std::vector<std::size_t> shape(x.shape(), x.shape() + ndim);
-  const T* x_data = static_cast<const T*>(x.data());
-  T* y_data = static_cast<T*>(y.mutable_data());
 
-  // The last axis is the softmax axis, the one before it the batch of rows; any axes before
-  // those are walked here, so every strided view runs without a copy.
   RowLayout layout;
   layout.n = shape[ndim - 1];
   layout.x_stride = xs[ndim - 1];
@@ -78,25 +78,75 @@ void run(const py::array& x, py::array& y, const Options& options, bool log) {
   for (py::ssize_t d = 0; d < outer_dims; ++d) outer_count *= shape[d];
 
   Status status = Status::kOk;
-  {
-    py::gil_scoped_release release;
-    std::vector<std::size_t> index(outer_dims, 0);
-    for (std::size_t k = 0; k < outer_count && status == Status::kOk; ++k) {
-      std::ptrdiff_t x_offset = 0, y_offset = 0;
-      for (py::ssize_t d = 0; d < outer_dims; ++d) {
-        x_offset += static_cast<std::ptrdiff_t>(index[d]) * xs[d];
-        y_offset += static_cast<std::ptrdiff_t>(index[d]) * ys[d];
-      }
-      status = log ? log_softmax(x_data + x_offset, y_data + y_offset, layout, options)
-                   : softmax(x_data + x_offset, y_data + y_offset, layout, options);
-      // Advance the multi-index over the outer axes, last axis fastest.
-      for (py::ssize_t d = outer_dims - 1; d >= 0; --d) {
-        if (++index[d] < shape[d]) break;
-        index[d] = 0;
-      }
+  py::gil_scoped_release release;
+  std::vector<std::size_t> index(outer_dims, 0);
+  for (std::size_t k = 0; k < outer_count && status == Status::kOk; ++k) {
+    std::ptrdiff_t x_offset = 0, y_offset = 0;
+    for (py::ssize_t d = 0; d < outer_dims; ++d) {
+      x_offset += static_cast<std::ptrdiff_t>(index[d]) * xs[d];
+      y_offset += static_cast<std::ptrdiff_t>(index[d]) * ys[d];
+    }
+    status = call(x_offset, y_offset, layout);
+    // Advance the multi-index over the outer axes, last axis fastest.
+    for (py::ssize_t d = outer_dims - 1; d >= 0; --d) {
+      if (++index[d] < shape[d]) break;
+      index[d] = 0;
     }
   }
-  check(status);
+  return status;
+}
+
+template <class T>
+void run(const py::array& x, py::array& y, const Options& options, bool log) {
+  const T* x_data = static_cast<const T*>(x.data());
+  T* y_data = static_cast<T*>(y.mutable_data());
+  check(for_each_layout(x, y, [&](std::ptrdiff_t x_offset, std::ptrdiff_t y_offset, const RowLayout& layout) {
+    return log ? log_softmax(x_data + x_offset, y_data + y_offset, layout, options)
+               : softmax(x_data + x_offset, y_data + y_offset, layout, options);
+  }));
+}
+
+template <class T>
+void run_topk(const py::array& x, py::array& values, py::array& indices, std::size_t k, bool sorted,
+              const Options& options) {
+  const T* x_data = static_cast<const T*>(x.data());
+  T* values_data = static_cast<T*>(values.mutable_data());
+  auto* indices_data = static_cast<std::int64_t*>(indices.mutable_data());
+  // values and indices are C-contiguous of one shape: the same offsets in elements.
+  check(for_each_layout(x, values, [&](std::ptrdiff_t x_offset, std::ptrdiff_t y_offset, const RowLayout& layout) {
+    return softmax_topk(x_data + x_offset, layout, k, values_data + y_offset, indices_data + y_offset, sorted,
+                        options);
+  }));
+}
+
+void topk(const py::array& x, py::array& values, py::array& indices, std::size_t k, bool sorted,
+          const std::string& isa, int num_threads) {
+  if (num_threads < 0) throw py::value_error("num_threads must be >= 0 (0: the default)");
+  const py::ssize_t ndim = x.ndim();
+  if (ndim < 1 || values.ndim() != ndim || indices.ndim() != ndim) {
+    throw py::value_error("x, values and indices must have the same ndim >= 1");
+  }
+  if (k < 1 || k > static_cast<std::size_t>(x.shape(ndim - 1))) throw py::value_error("k must be in 1..n");
+  for (py::ssize_t d = 0; d < ndim; ++d) {
+    const auto expected = d == ndim - 1 ? static_cast<py::ssize_t>(k) : x.shape(d);
+    if (values.shape(d) != expected || indices.shape(d) != expected) {
+      throw py::value_error("values and indices must have x's shape with k as the last axis");
+    }
+  }
+  const auto c_contiguous = py::array::c_style;
+  if (!(values.flags() & c_contiguous) || !(indices.flags() & c_contiguous)) {
+    throw py::value_error("values and indices must be C-contiguous");
+  }
+  if (!values.writeable() || !indices.writeable()) throw py::value_error("values and indices must be writable");
+  if (!py::isinstance<py::array_t<std::int64_t>>(indices)) throw py::type_error("indices must be int64");
+  const Options options{Algorithm::kOnline, isa_from_name(isa), num_threads};
+  if (py::isinstance<py::array_t<float>>(x) && py::isinstance<py::array_t<float>>(values)) {
+    run_topk<float>(x, values, indices, k, sorted, options);
+  } else if (py::isinstance<py::array_t<double>>(x) && py::isinstance<py::array_t<double>>(values)) {
+    run_topk<double>(x, values, indices, k, sorted, options);
+  } else {
+    throw py::type_error("x and values must both be float32 or both float64");
+  }
 }
 
 void compute(const py::array& x, py::array& y, const std::string& algorithm, const std::string& isa, bool log,
@@ -134,6 +184,11 @@ PYBIND11_MODULE(_core, m) {
         py::arg("num_threads") = 0,
         "Softmax (log=False) or log-softmax of x along its last axis into y (same shape, float32 or "
         "float64, y writable; y may be x) on up to num_threads threads (0: get_num_threads()). "
+        "Releases the GIL.");
+  m.def("topk", &topk, py::arg("x"), py::arg("values"), py::arg("indices"), py::arg("k"), py::arg("sorted"),
+        py::arg("isa"), py::arg("num_threads") = 0,
+        "The k largest probabilities of softmax(x) along the last axis and their indices, into values "
+        "(x's dtype) and indices (int64), both C-contiguous of x's shape with k as the last axis. "
         "Releases the GIL.");
   m.def("set_num_threads", &set_num_threads, py::arg("threads"),
         "Default thread count of calls (threads <= 0: the automatic default).");

@@ -4,6 +4,7 @@
 #include <cstddef>
 
 #include "fastsoftmax/fastsoftmax.h"
+#include "topk.h"
 
 namespace fastsoftmax {
 
@@ -19,6 +20,7 @@ template <class T>
 struct RowKernels {
   RowKernel<T> softmax[kNumAlgorithms];
   RowKernel<T> log_softmax[kNumAlgorithms];
+  TopkPass<T> topk;  // softmax_topk's one pass (the online algorithm)
 };
 
 // A row's normalizer: sum(exp(x)) = sum * 2^exponent, and its maximum (where computed).

@@ -113,16 +113,24 @@ void run_row(const RowJob<T>& job, std::size_t r, std::vector<T>& buffer) {
 
 // Runs of rows of about kMinBytesPerThread taken in turn from a shared counter: a thread that
 // starts late or runs slower (a shared VM, the caller back from Python) takes fewer runs.
-template <class T>
-void run_row_share(const RowJob<T>& job, std::atomic<std::size_t>& next_row) {
-  const std::size_t rows = job.layout.rows;
-  const std::size_t run = std::max<std::size_t>(1, kMinBytesPerThread / (job.layout.n * sizeof(T) + 1));
-  std::vector<T> buffer;
+void run_row_share(std::size_t rows, std::size_t row_bytes, std::atomic<std::size_t>& next_row,
+                   const std::function<void(std::size_t, std::size_t)>& body) {
+  const std::size_t run = std::max<std::size_t>(1, kMinBytesPerThread / (row_bytes + 1));
   for (;;) {
     const std::size_t begin = next_row.fetch_add(run, std::memory_order_relaxed);
     if (begin >= rows) return;
-    for (std::size_t r = begin; r < std::min(rows, begin + run); ++r) run_row(job, r, buffer);
+    body(begin, std::min(rows, begin + run));
   }
+}
+
+// Threads worth using for `bytes` of input: the request (0: get_num_threads()), at most one per
+// kMinBytesPerThread and per available CPU; one in a forked child.
+std::size_t useful_threads(std::size_t bytes, int requested_threads) {
+  std::size_t threads = static_cast<std::size_t>(requested_threads > 0 ? requested_threads : get_num_threads());
+  threads = std::min(threads, std::max<std::size_t>(1, bytes / kMinBytesPerThread));
+  // The affinity mask is read (a system call) only for work that may use threads.
+  if (threads > 1) threads = std::min(threads, static_cast<std::size_t>(available_cpus()));
+  return g_in_forked_child ? 1 : threads;
 }
 
 // ---- Rows next to each other: blocks of columns ----------------------------------------------
@@ -253,33 +261,40 @@ int get_num_threads() {
   return threads > 0 ? threads : automatic_threads();
 }
 
+void run_row_runs(std::size_t rows, std::size_t row_bytes, int requested_threads,
+                  const std::function<void(std::size_t, std::size_t)>& body) {
+  const std::size_t threads = std::min(useful_threads(rows * row_bytes, requested_threads), rows);
+  const ThreadTeamLease lease(static_cast<int>(threads));
+  std::atomic<std::size_t> next_row{0};
+  if (lease.threads() == 1) return run_row_share(rows, row_bytes, next_row, body);
+  run_team(lease.threads(), [&](int, int) { run_row_share(rows, row_bytes, next_row, body); });
+}
+
 template <class T>
 void run_rows(const RowJob<T>& job, int requested_threads) {
-  const std::size_t bytes = job.layout.rows * job.layout.n * sizeof(T);
-  std::size_t threads = static_cast<std::size_t>(requested_threads > 0 ? requested_threads : get_num_threads());
-  threads = std::min(threads, std::max<std::size_t>(1, bytes / kMinBytesPerThread));
-  // The affinity mask is read (a system call) only for work that may use threads.
-  if (threads > 1) threads = std::min(threads, static_cast<std::size_t>(available_cpus()));
+  const RowLayout& layout = job.layout;
+  std::size_t threads = useful_threads(layout.rows * layout.n * sizeof(T), requested_threads);
   const bool columns = column_layout(job);
   const bool split = !columns && split_rows(job, static_cast<int>(threads));
-  if (columns) {
-    threads = std::min(threads, (job.layout.rows + job.column_block - 1) / job.column_block);
-  } else if (!split) {
-    threads = std::min(threads, job.layout.rows);
+  if (!columns && !split) {
+    return run_row_runs(layout.rows, layout.n * sizeof(T), requested_threads, [&job](std::size_t begin, std::size_t end) {
+      std::vector<T> buffer;
+      for (std::size_t r = begin; r < end; ++r) run_row(job, r, buffer);
+    });
   }
-  if (g_in_forked_child) threads = 1;
+  if (columns) threads = std::min(threads, (layout.rows + job.column_block - 1) / job.column_block);
 
   const ThreadTeamLease lease(static_cast<int>(threads));
   if (columns) return run_team(lease.threads(), [&](int t, int count) { run_column_share(job, t, count); });
-  std::atomic<std::size_t> next_row{0};
-  if (lease.threads() == 1) return run_row_share(job, next_row);
   if constexpr (std::is_same_v<T, float>) {
-    if (split) {
+    if (lease.threads() > 1) {
       std::vector<SliceReport> reports(2 * static_cast<std::size_t>(lease.threads()));
       return run_team(lease.threads(), [&](int t, int count) { run_split_rows(job, t, count, reports); });
     }
   }
-  run_team(lease.threads(), [&](int, int) { run_row_share(job, next_row); });
+  // A split without a thread team (another call holds it): whole rows on this thread.
+  std::vector<T> buffer;
+  for (std::size_t r = 0; r < layout.rows; ++r) run_row(job, r, buffer);
 }
 
 template void run_rows<float>(const RowJob<float>&, int);

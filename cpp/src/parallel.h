@@ -1,6 +1,8 @@
 // Internal: how many threads a call uses, and running a call's rows on them (parallel.cc).
 #pragma once
 
+#include <functional>
+
 #include "kernels.h"
 
 namespace fastsoftmax {
@@ -34,5 +36,11 @@ inline bool columns_adjacent(const RowLayout& layout) {
 // another call of this process is using threads, and every call in a forked child.
 template <class T>
 void run_rows(const RowJob<T>& job, int requested_threads);
+
+// Calls body(begin, end) on runs of rows that together cover [0, rows) once, on up to
+// `requested_threads` threads (0: get_num_threads()) under the same rules as run_rows; a run
+// holds about 256 KiB of input, `row_bytes` each row.
+void run_row_runs(std::size_t rows, std::size_t row_bytes, int requested_threads,
+                  const std::function<void(std::size_t, std::size_t)>& body);
 
 }  // namespace fastsoftmax

@@ -4,6 +4,7 @@
 
 #include "dispatch.h"
 #include "parallel.h"
+#include "topk.h"
 
 namespace fastsoftmax {
 namespace {
@@ -63,6 +64,35 @@ Status run_call(const T* x, T* y, const RowLayout& layout, const Options& option
   return Status::kOk;
 }
 
+template <class T>
+Status run_topk(const T* x, const RowLayout& layout, std::size_t k, T* values, std::int64_t* indices, bool sorted,
+                const Options& options) {
+  if (options.algorithm != Algorithm::kAuto && options.algorithm != Algorithm::kOnline) {
+    return Status::kInvalidArgument;
+  }
+  const int isa_value = static_cast<int>(options.isa);
+  if (isa_value < 0 || isa_value >= kNumIsas || options.num_threads < 0) return Status::kInvalidArgument;
+  const IsaKernels* kernels = nullptr;
+  Isa isa = Isa::kScalar;
+  const Status status = select_kernels(options.isa, &kernels, &isa);
+  if (status != Status::kOk) return status;
+  if (k == 0 || k > layout.n) return Status::kInvalidArgument;
+  if (layout.rows == 0) return Status::kOk;
+  if (x == nullptr || values == nullptr || indices == nullptr) return Status::kInvalidArgument;
+  if (k > 1 && layout.y_stride == 0) return Status::kInvalidArgument;
+  if (layout.rows > 1 && layout.y_row_stride == 0) return Status::kInvalidArgument;
+
+  // float64 runs the scalar pass unless the ISA provides its own, as for softmax.
+  TopkPass<T> pass;
+  if constexpr (std::is_same_v<T, float>) {
+    pass = kernels->f32.topk;
+  } else {
+    pass = (kernels->f64 != nullptr ? kernels->f64 : kScalarKernels.f64)->topk;
+  }
+  run_topk_rows(TopkJob<T>{x, values, indices, layout, k, sorted, pass}, options.num_threads);
+  return Status::kOk;
+}
+
 template <class Enum, std::size_t kCount>
 bool parse_name(const std::string& name, const char* const (&names)[kCount], Enum* value) {
   for (std::size_t i = 0; i < kCount; ++i) {
@@ -81,7 +111,7 @@ const char* status_message(Status status) {
     case Status::kOk: return "ok";
     case Status::kInvalidArgument:
       return "invalid argument (null pointer, zero output stride over several elements, negative "
-             "thread count, or unknown algorithm/ISA value)";
+             "thread count, unknown algorithm/ISA value, or a top-k k outside 1..n)";
     case Status::kUnsupportedIsa:
       return "the requested ISA (or FASTSOFTMAX_ISA) is unknown, not compiled in, or not supported by "
              "this CPU";
@@ -100,6 +130,15 @@ Status log_softmax(const float* x, float* y, const RowLayout& layout, const Opti
 }
 Status log_softmax(const double* x, double* y, const RowLayout& layout, const Options& options) {
   return run_call(x, y, layout, options, true);
+}
+
+Status softmax_topk(const float* x, const RowLayout& layout, std::size_t k, float* values, std::int64_t* indices,
+                    bool sorted, const Options& options) {
+  return run_topk(x, layout, k, values, indices, sorted, options);
+}
+Status softmax_topk(const double* x, const RowLayout& layout, std::size_t k, double* values, std::int64_t* indices,
+                    bool sorted, const Options& options) {
+  return run_topk(x, layout, k, values, indices, sorted, options);
 }
 
 Status read_twice_write_once(const float* x, float* y, std::size_t n, Isa isa) {

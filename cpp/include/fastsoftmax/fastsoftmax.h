@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -31,7 +32,7 @@ enum class Isa {
 
 enum class Status {
   kOk = 0,
-  kInvalidArgument,  // null pointer, aliasing output stride, negative thread count, unknown enum value
+  kInvalidArgument,  // null pointer, aliasing output stride, negative thread count, unknown enum value, bad k
   kUnsupportedIsa,   // the ISA was not compiled in or this CPU (or OS) lacks it
 };
 
@@ -103,6 +104,27 @@ inline Status log_softmax(const float* x, float* y, std::size_t n, const Options
 inline Status log_softmax(const double* x, double* y, std::size_t n, const Options& options = {}) {
   return log_softmax(x, y, RowLayout::contiguous(1, n), options);
 }
+
+// Fused softmax + top-k (Milakov & Gimelshein 2018, Alg. 4): for each row of x, the k largest
+// probabilities of softmax(x) and their indices, found in one pass over the row (the online
+// normalizer and a running top-k) without writing the softmax anywhere.
+//   - x is read as described by layout's x fields and layout.n; row r's j-th result goes to
+//     values[r * layout.y_row_stride + j * layout.y_stride], its index (0 <= index < n) to the
+//     same place of indices.
+//   - Order (sorted = true): the larger probability first; equal inputs, the lower index first.
+//     Results follow the inputs, so entries whose probabilities both round to 0 still come in
+//     order of x. sorted = false: the same k results in an unspecified order.
+//   - 1 <= k <= n, else kInvalidArgument (nothing written). options.algorithm must be kAuto or
+//     kOnline (the fused algorithm), else kInvalidArgument.
+//   - Special values as softmax: a row with NaN gives NaN probabilities at indices 0..k-1; the
+//     entries equal to +inf come first with 1/(their count) each, all others 0; a row of only
+//     -inf gives NaN probabilities at indices 0..k-1.
+// Probabilities are within 2 ULP of the correctly rounded softmax (computed in double from the
+// row's float32 sum, long double for float64 rows).
+Status softmax_topk(const float* x, const RowLayout& layout, std::size_t k, float* values, std::int64_t* indices,
+                    bool sorted = true, const Options& options = {});
+Status softmax_topk(const double* x, const RowLayout& layout, std::size_t k, double* values, std::int64_t* indices,
+                    bool sorted = true, const Options& options = {});
 
 // A speed bound for softmax, not a softmax: reads x twice (a max, then a scaling) and writes y
 // once with trivial arithmetic, using the kernels' own loads, stores and unrolling on `isa`. The

@@ -149,8 +149,14 @@ struct ScalarKernels {
 
   // Pass 1 keeps a running max m and a running sum d = sum exp(x - m), rescaling d by
   // exp(m_old - m_new) whenever the max grows. Pass 2 writes exp(x - m) / d.
-  template <bool kLog>
-  static void online(std::size_t n, const T* x, T* y) {
+  struct OnlineTotal {
+    Wide m, d;
+    // NaN, +inf, or a row of only -inf (d == 0) take the checked path.
+    bool fast() const { return std::isfinite(m) && d > 0 && std::isfinite(d); }
+  };
+  // visit(i) sees each element after it is added (softmax_topk's selection).
+  template <class Visit>
+  static OnlineTotal online_total(std::size_t n, const T* x, Visit&& visit) {
     // Starting from the lowest finite value keeps -inf - m well defined (-inf, not NaN).
     Wide m = std::numeric_limits<T>::lowest();
     BlockedSum blocked;
@@ -163,22 +169,40 @@ struct ScalarKernels {
       } else {
         blocked.add(std::exp(xi - m));
       }
+      visit(i);
     }
+    return {m, blocked.value()};
+  }
+
+  template <bool kLog>
+  static void online(std::size_t n, const T* x, T* y) {
     if (n == 0) return;
-    const Wide d = blocked.value();
-    // NaN, +inf, or a row of only -inf (d == 0) take the checked path.
-    if (!(std::isfinite(m) && d > 0 && std::isfinite(d))) return checked_row(n, x, y, kLog);
-    const Wide log_d = std::log(d);
+    const OnlineTotal total = online_total(n, x, [](std::size_t) {});
+    if (!total.fast()) return checked_row(n, x, y, kLog);
+    const Wide log_d = std::log(total.d);
     for (std::size_t i = 0; i < n; ++i) {
-      const Wide shifted = static_cast<Wide>(x[i]) - m;
-      y[i] = static_cast<T>(kLog ? shifted - log_d : std::exp(shifted) / d);
+      const Wide shifted = static_cast<Wide>(x[i]) - total.m;
+      y[i] = static_cast<T>(kLog ? shifted - log_d : std::exp(shifted) / total.d);
     }
+  }
+
+  // softmax_topk's pass: online's first pass, offering the selector every input above its
+  // threshold (NaN never is, and makes the sum NaN).
+  static bool topk_pass(std::size_t n, const T* x, TopkSelector<T>& selector, TopkTotal<T>* total) {
+    T threshold = selector.threshold();
+    const OnlineTotal online = online_total(n, x, [&](std::size_t i) {
+      if (x[i] > threshold) threshold = selector.offer(x[i], i);
+    });
+    if (!online.fast()) return false;
+    *total = {online.d, online.m};
+    return true;
   }
 
   static constexpr RowKernels<T> table() {
     return {
         {two_pass<false>, three_pass_reload, three_pass_recompute<false>, online<false>},
         {two_pass<true>, three_pass_recompute<true>, three_pass_recompute<true>, online<true>},
+        topk_pass,
     };
   }
 };

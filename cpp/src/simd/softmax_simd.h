@@ -13,6 +13,7 @@
 #include <limits>
 
 #include "kernels.h"
+#include "topk.h"
 
 namespace fastsoftmax::simd {
 
@@ -358,12 +359,16 @@ struct SimdKernels {
   // Online (Milakov & Gimelshein): one pass keeps a running max and a running sum d, rescaled
   // when the max grows. Here d is kept relative to 2^E, E the exponent of the running max, so the
   // rescale exp(m_old - m_new) is the exact power of two 2^(E_old - E_new), once per block.
-  static RowTotal online_total(std::size_t n, const float* x) {
+  // visit(block, block_max, i, valid) sees each block of the sweep (softmax_topk's selection).
+  template <class Visit>
+  static RowTotal online_total(std::size_t n, const float* x, Visit&& visit) {
     const ExpTable table(1.0);
     PairSum total;
     V running_max = S::set1(kExpInputFloor);
-    sweep(n, x, kExpInputFloor, [&](const Block& v, std::size_t, std::size_t) {
-      running_max = S::max(running_max, max_block(v));
+    sweep(n, x, kExpInputFloor, [&](const Block& v, std::size_t i, std::size_t valid) {
+      const V block_max = max_block(v);
+      visit(v, block_max, i, valid);
+      running_max = S::max(running_max, block_max);
       ExpParts ex[kUnroll];
       for (int j = 0; j < kUnroll; ++j) ex[j] = exp_parts(floor_input(v[j]));
       total.raise_exponent(exponent_of_steps(steps_of(running_max)));
@@ -371,9 +376,30 @@ struct SimdKernels {
     });
     return total.row_total(S::reduce_max(running_max));
   }
+  static RowTotal online_total(std::size_t n, const float* x) {
+    return online_total(n, x, [](const Block&, V, std::size_t, std::size_t) {});
+  }
   template <bool kLog>
   static void online(std::size_t n, const float* x, float* y) {
     finish(n, x, y, online_total(n, x), kLog);
+  }
+
+  // Fused softmax + top-k (Milakov & Gimelshein, Alg. 4): the online pass, offering the selector
+  // every input above its threshold. A block is looked at lane by lane only when its maximum
+  // exceeds the threshold, which after the first blocks of a row is rare.
+  static bool topk_pass(std::size_t n, const float* x, TopkSelector<float>& selector, TopkTotal<float>* out) {
+    float threshold = selector.threshold();
+    const RowTotal total = online_total(n, x, [&](const Block& v, V block_max, std::size_t i, std::size_t valid) {
+      if (!S::any_greater(block_max, S::set1(threshold))) return;
+      float lanes[kBlock];
+      for (int j = 0; j < kUnroll; ++j) S::store(lanes + j * kWidth, v[j]);
+      for (std::size_t l = 0; l < valid; ++l) {
+        if (lanes[l] > threshold) threshold = selector.offer(lanes[l], i + l);
+      }
+    });
+    if (!fast_row_total(total.sum, total.exponent)) return false;
+    *out = {total.sum, total.exponent * kLn2};
+    return true;
   }
 
   // Pass 2 of two-pass and online.
@@ -401,6 +427,7 @@ struct SimdKernels {
         {two_pass<false>, three_pass_reload, three_pass_recompute<false>, online<false>},
         // log-softmax's last pass needs only x and the log-sum: nothing to reload.
         {two_pass<true>, three_pass_recompute<true>, three_pass_recompute<true>, online<true>},
+        topk_pass,
     };
   }
 };
