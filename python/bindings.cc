@@ -120,7 +120,7 @@ void run_topk(const py::array& x, py::array& values, py::array& indices, std::si
 }
 
 void topk(const py::array& x, py::array& values, py::array& indices, std::size_t k, bool sorted,
-          const std::string& isa, int num_threads) {
+          const std::string& isa, int num_threads, double temperature) {
   if (num_threads < 0) throw py::value_error("num_threads must be >= 0 (0: the default)");
   const py::ssize_t ndim = x.ndim();
   if (ndim < 1 || values.ndim() != ndim || indices.ndim() != ndim) {
@@ -139,7 +139,7 @@ void topk(const py::array& x, py::array& values, py::array& indices, std::size_t
   }
   if (!values.writeable() || !indices.writeable()) throw py::value_error("values and indices must be writable");
   if (!py::isinstance<py::array_t<std::int64_t>>(indices)) throw py::type_error("indices must be int64");
-  const Options options{Algorithm::kOnline, isa_from_name(isa), num_threads};
+  const Options options{Algorithm::kOnline, isa_from_name(isa), num_threads, temperature};
   if (py::isinstance<py::array_t<float>>(x) && py::isinstance<py::array_t<float>>(values)) {
     run_topk<float>(x, values, indices, k, sorted, options);
   } else if (py::isinstance<py::array_t<double>>(x) && py::isinstance<py::array_t<double>>(values)) {
@@ -150,14 +150,14 @@ void topk(const py::array& x, py::array& values, py::array& indices, std::size_t
 }
 
 void compute(const py::array& x, py::array& y, const std::string& algorithm, const std::string& isa, bool log,
-             int num_threads) {
+             int num_threads, double temperature) {
   if (num_threads < 0) throw py::value_error("num_threads must be >= 0 (0: the default)");
   if (x.ndim() < 1 || x.ndim() != y.ndim()) throw py::value_error("x and y must have the same ndim >= 1");
   for (py::ssize_t d = 0; d < x.ndim(); ++d) {
     if (x.shape(d) != y.shape(d)) throw py::value_error("x and y must have the same shape");
   }
   if (!y.writeable()) throw py::value_error("output array is read-only");
-  const Options options{algorithm_from_name(algorithm), isa_from_name(isa), num_threads};
+  const Options options{algorithm_from_name(algorithm), isa_from_name(isa), num_threads, temperature};
   if (py::isinstance<py::array_t<float>>(x) && py::isinstance<py::array_t<float>>(y)) {
     run<float>(x, y, options, log);
   } else if (py::isinstance<py::array_t<double>>(x) && py::isinstance<py::array_t<double>>(y)) {
@@ -181,13 +181,13 @@ PYBIND11_MODULE(_core, m) {
   m.attr("cuda_compiled") = static_cast<bool>(FASTSOFTMAX_CUDA_COMPILED);
 
   m.def("compute", &compute, py::arg("x"), py::arg("y"), py::arg("algorithm"), py::arg("isa"), py::arg("log"),
-        py::arg("num_threads") = 0,
-        "Softmax (log=False) or log-softmax of x along its last axis into y (same shape, float32 or "
-        "float64, y writable; y may be x) on up to num_threads threads (0: get_num_threads()). "
+        py::arg("num_threads") = 0, py::arg("temperature") = 1.0,
+        "Softmax (log=False) or log-softmax of x / temperature along its last axis into y (same shape, "
+        "float32 or float64, y writable; y may be x) on up to num_threads threads (0: get_num_threads()). "
         "Releases the GIL.");
   m.def("topk", &topk, py::arg("x"), py::arg("values"), py::arg("indices"), py::arg("k"), py::arg("sorted"),
-        py::arg("isa"), py::arg("num_threads") = 0,
-        "The k largest probabilities of softmax(x) along the last axis and their indices, into values "
+        py::arg("isa"), py::arg("num_threads") = 0, py::arg("temperature") = 1.0,
+        "The k largest probabilities of softmax(x / temperature) along the last axis and their indices, into values "
         "(x's dtype) and indices (int64), both C-contiguous of x's shape with k as the last axis. "
         "Releases the GIL.");
   m.def("set_num_threads", &set_num_threads, py::arg("threads"),

@@ -2,15 +2,14 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <type_traits>
 
 #include "kernels.h"
 
 namespace fastsoftmax {
 
 template <class T>
-void checked_row(std::size_t n, const T* x, T* y, bool log) {
-  using Wide = std::conditional_t<std::is_same_v<T, float>, double, long double>;
+void checked_row(std::size_t n, const T* x, T* y, bool log, Temperature t) {
+  using Wide = WideOf<T>;
   constexpr T kInf = std::numeric_limits<T>::infinity();
   constexpr T kNan = std::numeric_limits<T>::quiet_NaN();
 
@@ -35,20 +34,25 @@ void checked_row(std::size_t n, const T* x, T* y, bool log) {
     for (std::size_t i = 0; i < n; ++i) y[i] = x[i] == kInf ? at_inf : elsewhere;
     return;
   }
-  // Finite maximum, possibly huge: x - max in the wider type is exact enough and never overflows.
+  // Finite maximum, possibly huge: (x - max) / t in the wider type is exact enough and never
+  // overflows (an exponent far below any float's rounds to 0).
+  const auto shifted_of = [&](T v) { return (static_cast<Wide>(v) - max) / static_cast<Wide>(t.value); };
   Wide sum = 0;
-  for (std::size_t i = 0; i < n; ++i) sum += std::exp(static_cast<Wide>(x[i]) - max);
+  for (std::size_t i = 0; i < n; ++i) sum += std::exp(shifted_of(x[i]));
   const Wide log_sum = std::log(sum);
   for (std::size_t i = 0; i < n; ++i) {
-    const Wide shifted = static_cast<Wide>(x[i]) - max;
+    const Wide shifted = shifted_of(x[i]);
     y[i] = static_cast<T>(log ? shifted - log_sum : std::exp(shifted) / sum);
   }
 }
 
-template void checked_row<float>(std::size_t, const float*, float*, bool);
-template void checked_row<double>(std::size_t, const double*, double*, bool);
+template void checked_row<float>(std::size_t, const float*, float*, bool, Temperature);
+template void checked_row<double>(std::size_t, const double*, double*, bool, Temperature);
 
-bool fast_row_max(float max) { return max >= -kFastRangeLimit && max <= kFastRangeLimit; }
+bool fast_row_max(float max, Temperature t) {
+  const double scaled = max * t.inverse;
+  return scaled >= -kFastRangeLimit && scaled <= kFastRangeLimit;
+}
 
 bool fast_row_total(double sum, float exponent) {
   constexpr float kFastExponentLimit = kFastRangeLimit * 0x1.715476p+0f;  // times log2(e)

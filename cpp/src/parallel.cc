@@ -103,11 +103,11 @@ void run_row(const RowJob<T>& job, std::size_t r, std::vector<T>& buffer) {
   const RowLayout& layout = job.layout;
   const T* x_row = job.x + static_cast<std::ptrdiff_t>(r) * layout.x_row_stride;
   T* y_row = job.y + static_cast<std::ptrdiff_t>(r) * layout.y_row_stride;
-  if (layout.x_stride == 1 && layout.y_stride == 1) return job.kernel(layout.n, x_row, y_row);
+  if (layout.x_stride == 1 && layout.y_stride == 1) return job.kernel(layout.n, x_row, y_row, job.temperature);
   // Strided elements are gathered into a contiguous buffer, computed there, and scattered.
   buffer.resize(layout.n);
   for (std::size_t i = 0; i < layout.n; ++i) buffer[i] = x_row[static_cast<std::ptrdiff_t>(i) * layout.x_stride];
-  job.kernel(layout.n, buffer.data(), buffer.data());
+  job.kernel(layout.n, buffer.data(), buffer.data(), job.temperature);
   for (std::size_t i = 0; i < layout.n; ++i) y_row[static_cast<std::ptrdiff_t>(i) * layout.y_stride] = buffer[i];
 }
 
@@ -151,7 +151,8 @@ void run_column_share(const RowJob<T>& job, int thread, int count) {
     for (std::size_t b = begin; b < end; ++b) {
       const std::size_t first = b * job.column_block;
       const std::size_t cols = std::min(job.column_block, layout.rows - first);
-      job.column_kernel(layout.n, cols, job.x + first, layout.x_stride, job.y + first, layout.y_stride);
+      job.column_kernel(layout.n, cols, job.x + first, layout.x_stride, job.y + first, layout.y_stride,
+                        job.temperature);
     }
   }
 }
@@ -193,17 +194,18 @@ void run_split_row(const RowJob<float>& job, const float* x, float* y, int t, in
   const float* xs = x + begin;
   float* ys = y + begin;
   SliceReport& mine = reports[t];
+  const Temperature temperature = job.temperature;
 
   if (job.algorithm == Algorithm::kTwoPass || job.algorithm == Algorithm::kOnline) {
-    mine.total = (job.algorithm == Algorithm::kTwoPass ? k.two_pass_total : k.online_total)(len, xs);
+    mine.total = (job.algorithm == Algorithm::kTwoPass ? k.two_pass_total : k.online_total)(len, xs, temperature);
     threads_barrier(count);
     const RowTotal total = merged_total(reports, count);
     if (!fast_row_total(total.sum, total.exponent)) {
-      if (t == 0) checked_row(n, x, y, job.log);
+      if (t == 0) checked_row(n, x, y, job.log, temperature);
       return;
     }
-    if (job.log) return k.write_log_softmax(len, xs, ys, total.sum, total.exponent, total.max);
-    return k.write_softmax(len, xs, ys, total.sum, total.exponent);
+    if (job.log) return k.write_log_softmax(len, xs, ys, total.sum, total.exponent, total.max, temperature);
+    return k.write_softmax(len, xs, ys, total.sum, total.exponent, temperature);
   }
 
   // Three-pass: the maximum, then the sums below it, then the outputs.
@@ -211,21 +213,21 @@ void run_split_row(const RowJob<float>& job, const float* x, float* y, int t, in
   threads_barrier(count);
   float max = -std::numeric_limits<float>::infinity();
   for (int i = 0; i < count; ++i) max = std::max(max, reports[i].max);
-  if (!fast_row_max(max)) {
-    if (t == 0) checked_row(n, x, y, job.log);
+  if (!fast_row_max(max, temperature)) {
+    if (t == 0) checked_row(n, x, y, job.log, temperature);
     return;
   }
-  const float exponent = k.exponent_of(max);
+  const float exponent = k.exponent_of(max, temperature);
   const bool reload = job.algorithm == Algorithm::kThreePassReload && !job.log;
-  mine.sum = (reload ? k.sum_below_max_store : k.sum_below_max)(len, xs, ys, exponent);
+  mine.sum = (reload ? k.sum_below_max_store : k.sum_below_max)(len, xs, ys, exponent, temperature);
   threads_barrier(count);
   double sum = 0;
   for (int i = 0; i < count; ++i) sum += reports[i].sum;
   // With a finite max every term is below 2: a non-finite sum means a NaN in the row.
   if (!std::isfinite(sum)) return fill_nan(len, ys);
-  if (job.log) return k.write_log_softmax(len, xs, ys, sum, exponent, max);
+  if (job.log) return k.write_log_softmax(len, xs, ys, sum, exponent, max, temperature);
   if (reload) return k.scale(len, ys, 1.0 / sum);
-  k.write_softmax(len, xs, ys, sum, exponent);
+  k.write_softmax(len, xs, ys, sum, exponent, temperature);
 }
 
 void run_split_rows(const RowJob<float>& job, int t, int count, std::vector<SliceReport>& reports) {

@@ -16,6 +16,7 @@ struct RowJob {
   RowLayout layout;
   Algorithm algorithm;  // resolved, not kAuto
   bool log;
+  Temperature temperature;
   RowKernel<T> kernel;
   const SplitRowKernels* split;
   // For rows that lie next to each other (row stride 1, elements strided): the ISA's column

@@ -1,5 +1,6 @@
 // Public entry points: argument checks, names, and the loop over rows of a strided layout.
 #include <algorithm>
+#include <cmath>
 #include <type_traits>
 
 #include "dispatch.h"
@@ -15,16 +16,28 @@ constexpr const char* kAlgorithmNames[] = {"auto", "two_pass", "three_pass_reloa
 constexpr int kNumIsas = 4;
 constexpr int kNumAlgorithmNames = 5;
 
+// The options every call shares: known ISA, thread count and temperature. Selects the ISA's
+// kernels; float32 calls at a temperature the SIMD kernels do not cover get the scalar ones.
+Status select_call_kernels(const Options& options, const IsaKernels** kernels, Isa* isa) {
+  const int isa_value = static_cast<int>(options.isa);
+  if (isa_value < 0 || isa_value >= kNumIsas || options.num_threads < 0) return Status::kInvalidArgument;
+  if (!(options.temperature > 0 && std::isfinite(options.temperature))) return Status::kInvalidArgument;
+  const Status status = select_kernels(options.isa, kernels, isa);
+  if (status != Status::kOk) return status;
+  if (options.temperature < kSimdMinTemperature || options.temperature > kSimdMaxTemperature) {
+    *kernels = &kScalarKernels;
+    *isa = Isa::kScalar;
+  }
+  return Status::kOk;
+}
+
 template <class T>
 Status run_call(const T* x, T* y, const RowLayout& layout, const Options& options, bool log) {
   const int algorithm_value = static_cast<int>(options.algorithm);
   if (algorithm_value < 0 || algorithm_value >= kNumAlgorithmNames) return Status::kInvalidArgument;
-  const int isa_value = static_cast<int>(options.isa);
-  if (isa_value < 0 || isa_value >= kNumIsas) return Status::kInvalidArgument;
-  if (options.num_threads < 0) return Status::kInvalidArgument;
   const IsaKernels* kernels = nullptr;
   Isa isa = Isa::kScalar;
-  const Status status = select_kernels(options.isa, &kernels, &isa);
+  const Status status = select_call_kernels(options, &kernels, &isa);
   if (status != Status::kOk) return status;
 
   const std::size_t rows = layout.rows;
@@ -60,7 +73,9 @@ Status run_call(const T* x, T* y, const RowLayout& layout, const Options& option
   const ColumnKernel column_kernel =
       columns ? (log ? column_kernels->log_softmax : column_kernels->softmax)[algorithm_index(algorithm)] : nullptr;
   const std::size_t column_block = columns ? column_kernels->block_columns : 0;
-  run_rows(RowJob<T>{x, y, layout, algorithm, log, kernel, split, column_kernel, column_block}, options.num_threads);
+  const Temperature temperature = Temperature::of(options.temperature);
+  run_rows(RowJob<T>{x, y, layout, algorithm, log, temperature, kernel, split, column_kernel, column_block},
+           options.num_threads);
   return Status::kOk;
 }
 
@@ -70,11 +85,9 @@ Status run_topk(const T* x, const RowLayout& layout, std::size_t k, T* values, s
   if (options.algorithm != Algorithm::kAuto && options.algorithm != Algorithm::kOnline) {
     return Status::kInvalidArgument;
   }
-  const int isa_value = static_cast<int>(options.isa);
-  if (isa_value < 0 || isa_value >= kNumIsas || options.num_threads < 0) return Status::kInvalidArgument;
   const IsaKernels* kernels = nullptr;
   Isa isa = Isa::kScalar;
-  const Status status = select_kernels(options.isa, &kernels, &isa);
+  const Status status = select_call_kernels(options, &kernels, &isa);
   if (status != Status::kOk) return status;
   if (k == 0 || k > layout.n) return Status::kInvalidArgument;
   if (layout.rows == 0) return Status::kOk;
@@ -89,7 +102,8 @@ Status run_topk(const T* x, const RowLayout& layout, std::size_t k, T* values, s
   } else {
     pass = (kernels->f64 != nullptr ? kernels->f64 : kScalarKernels.f64)->topk;
   }
-  run_topk_rows(TopkJob<T>{x, values, indices, layout, k, sorted, pass}, options.num_threads);
+  const TopkJob<T> job{x, values, indices, layout, k, sorted, Temperature::of(options.temperature), pass};
+  run_topk_rows(job, options.num_threads);
   return Status::kOk;
 }
 
@@ -147,7 +161,7 @@ Status read_twice_write_once(const float* x, float* y, std::size_t n, Isa isa) {
   if (status != Status::kOk) return status;
   if (n == 0) return Status::kOk;
   if (x == nullptr || y == nullptr) return Status::kInvalidArgument;
-  kernels->read_twice_write_once(n, x, y);
+  kernels->read_twice_write_once(n, x, y, kNoTemperature);
   return Status::kOk;
 }
 

@@ -87,7 +87,7 @@ struct TopkOut {
 // probabilities (indices 0..k-1: equal values, lower index first); k entries equal to +inf share
 // the mass; only -inf gives NaN; huge finite values are computed relative to the row maximum.
 template <class T>
-void checked_topk(std::size_t n, const T* x, std::size_t k, bool sorted, TopkSelector<T>& selector,
+void checked_topk(std::size_t n, const T* x, std::size_t k, bool sorted, Temperature t, TopkSelector<T>& selector,
                   const TopkOut<T>& out) {
   using Wide = WideOf<T>;
   constexpr T kNan = std::numeric_limits<T>::quiet_NaN();
@@ -105,9 +105,10 @@ void checked_topk(std::size_t n, const T* x, std::size_t k, bool sorted, TopkSel
   }
   const auto* best = selector.finish(n, x, sorted);
   const auto num_pos_inf = static_cast<std::size_t>(std::count(x, x + n, kInf));
+  const auto shifted_of = [&](T v) { return (static_cast<Wide>(v) - max) / static_cast<Wide>(t.value); };
   Wide sum = 0;
   if (num_pos_inf == 0 && max != -kInf) {
-    for (std::size_t i = 0; i < n; ++i) sum += std::exp(static_cast<Wide>(x[i]) - max);
+    for (std::size_t i = 0; i < n; ++i) sum += std::exp(shifted_of(x[i]));
   }
   for (std::size_t j = 0; j < k; ++j) {
     const T v = best[j].value;
@@ -117,23 +118,24 @@ void checked_topk(std::size_t n, const T* x, std::size_t k, bool sorted, TopkSel
     } else if (max == -kInf) {
       p = kNan;
     } else {
-      p = static_cast<T>(std::exp(static_cast<Wide>(v) - max) / sum);
+      p = static_cast<T>(std::exp(shifted_of(v)) / sum);
     }
     out.set(j, p, best[j].index);
   }
 }
 
 template <class T>
-void topk_row(TopkPass<T> pass, std::size_t n, const T* x, std::size_t k, bool sorted, TopkSelector<T>& selector,
-              const TopkOut<T>& out) {
+void topk_row(const TopkJob<T>& job, std::size_t n, const T* x, TopkSelector<T>& selector, const TopkOut<T>& out) {
   using Wide = WideOf<T>;
+  const Temperature t = job.temperature;
   selector.clear();
   TopkTotal<T> total;
   // One-element rows go to the checked path, which gives exactly 1 (as softmax does).
-  if (n == 1 || !pass(n, x, selector, &total)) return checked_topk(n, x, k, sorted, selector, out);
-  const auto* best = selector.finish(n, x, sorted);
-  for (std::size_t j = 0; j < k; ++j) {
-    const Wide p = std::exp(static_cast<Wide>(best[j].value) - total.log_scale) / total.sum;
+  if (n == 1 || !job.pass(n, x, t, selector, &total)) return checked_topk(n, x, job.k, job.sorted, t, selector, out);
+  const auto* best = selector.finish(n, x, job.sorted);
+  for (std::size_t j = 0; j < job.k; ++j) {
+    const Wide scaled = static_cast<Wide>(best[j].value) / static_cast<Wide>(t.value);
+    const Wide p = std::exp(scaled - total.log_scale) / total.sum;
     out.set(j, static_cast<T>(p), best[j].index);
   }
 }
@@ -156,7 +158,7 @@ void run_topk_rows(const TopkJob<T>& job, int requested_threads) {
       }
       const std::ptrdiff_t out_offset = static_cast<std::ptrdiff_t>(r) * l.y_row_stride;
       const TopkOut<T> out{job.values + out_offset, job.indices + out_offset, l.y_stride};
-      topk_row(job.pass, l.n, x, job.k, job.sorted, selector, out);
+      topk_row(job, l.n, x, selector, out);
     }
   });
 }

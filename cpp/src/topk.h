@@ -5,16 +5,11 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <type_traits>
 #include <vector>
 
-#include "fastsoftmax/fastsoftmax.h"
+#include "kernels.h"
 
 namespace fastsoftmax {
-
-// The type a kernel for T-typed rows computes in: double for float rows, long double for double.
-template <class T>
-using WideOf = std::conditional_t<std::is_same_v<T, float>, double, long double>;
 
 // A row's normalizer as the one-pass kernels leave it: sum(exp(x / temperature)) = sum * exp(log_scale).
 template <class T>
@@ -64,11 +59,6 @@ class TopkSelector {
   std::vector<Candidate> buffer_;
 };
 
-// One row's pass of an ISA: offers the selector every input above its threshold, and returns
-// false, with total unset, for rows that the checked path must take (NaN, +inf, only -inf,
-// values beyond the fast range).
-template <class T>
-using TopkPass = bool (*)(std::size_t n, const T* x, TopkSelector<T>& selector, TopkTotal<T>* total);
 
 // A call: the rows of `layout` (its y strides place the k results of each row in values and
 // indices), each row's top k by `pass`.
@@ -80,6 +70,7 @@ struct TopkJob {
   RowLayout layout;
   std::size_t k;  // 1 <= k <= layout.n
   bool sorted;
+  Temperature temperature;
   TopkPass<T> pass;
 };
 

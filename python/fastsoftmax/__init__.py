@@ -24,6 +24,7 @@ over the input, without computing the whole softmax.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -205,8 +206,25 @@ def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
     )
 
 
+def _check_temperature(temperature: Any) -> float:
+    """``temperature`` as a float; TypeError unless a real number, ValueError unless finite and > 0."""
+    if isinstance(temperature, (bool, np.bool_)) or not isinstance(temperature, (int, float, np.integer, np.floating)):
+        raise TypeError(f"temperature must be a real number, got {type(temperature).__name__}")
+    value = float(temperature)
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"temperature must be finite and > 0, got {temperature}")
+    return value
+
+
 def _apply(
-    x: Any, axis: int, algorithm: str, isa: str, out: np.ndarray | None, num_threads: int | None, log: bool
+    x: Any,
+    axis: int,
+    algorithm: str,
+    isa: str,
+    out: np.ndarray | None,
+    num_threads: int | None,
+    temperature: float,
+    log: bool,
 ) -> np.ndarray:
     # The common calls first, with nothing to convert: an aligned native float32/float64 array of
     # at least one dimension, the last axis, a new result or a valid out= of the same dtype that is
@@ -221,11 +239,13 @@ def _apply(
         and algorithm in _ALGORITHM_NAMES
         and (isa == "auto" or isa in _SUPPORTED_ISAS)
         and (num_threads is None or (type(num_threads) is int and 0 < num_threads <= _MAX_THREADS))
+        and type(temperature) is float
+        and 0.0 < temperature < math.inf
     ):
         threads = num_threads or 0
         if out is None:
             result = np.empty(x.shape, x.dtype)
-            _core.compute(x, result, algorithm, isa, log, threads)
+            _core.compute(x, result, algorithm, isa, log, threads, temperature)
             return result
         if (
             type(out) is np.ndarray
@@ -235,10 +255,11 @@ def _apply(
             and out.flags.aligned
             and (out is x or not np.may_share_memory(x, out))
         ):
-            _core.compute(x, out, algorithm, isa, log, threads)
+            _core.compute(x, out, algorithm, isa, log, threads, temperature)
             return out
     _check_names(algorithm, isa)
     threads = 0 if num_threads is None else _positive_threads(num_threads)
+    temperature = _check_temperature(temperature)
     x = np.asarray(x)
     compute_dtype, result_dtype = _dtypes(x.dtype)
     axis = _normalize_axis(axis, max(x.ndim, 1))  # a 0-d array is a row of one element
@@ -266,10 +287,10 @@ def _apply(
         not np.may_share_memory(x_rows, y_rows) or _same_view(x_rows, y_rows)
     )
     if direct:
-        _core.compute(x_rows, y_rows, algorithm, isa, log, threads)
+        _core.compute(x_rows, y_rows, algorithm, isa, log, threads, temperature)
     else:
         temp = np.empty(x_rows.shape, dtype=compute_dtype)
-        _core.compute(x_rows, temp, algorithm, isa, log, threads)
+        _core.compute(x_rows, temp, algorithm, isa, log, threads, temperature)
         y_rows[...] = temp
     return result
 
@@ -282,6 +303,7 @@ def softmax(
     isa: str = "auto",
     out: np.ndarray | None = None,
     num_threads: int | None = None,
+    temperature: float = 1.0,
 ) -> np.ndarray:
     """Softmax along ``axis``: ``exp(x) / sum(exp(x), axis)``, computed without overflow.
 
@@ -312,6 +334,12 @@ def softmax(
         long rows are each split across the threads, their sums merged. Results do not depend
         on it beyond the rounding bounds. A non-positive or non-integer value raises ValueError
         or TypeError.
+    temperature : float
+        Computes ``softmax(x / temperature)``: below 1 sharpens, above 1 flattens. Must be finite
+        and > 0 (else ValueError; a non-number TypeError). Fused into the kernels: no extra pass,
+        no temporary, and ``x / temperature`` is never rounded, so results keep the accuracy of
+        temperature 1 (within 2 ULP). float32 temperatures outside [2**-20, 2**20] run the
+        scalar kernels.
 
     Returns
     -------
@@ -328,7 +356,7 @@ def softmax(
     >>> fastsoftmax.softmax(np.float32([1, np.inf, np.inf]))
     array([0. , 0.5, 0.5], dtype=float32)
     """
-    return _apply(x, axis, algorithm, isa, out, num_threads, log=False)
+    return _apply(x, axis, algorithm, isa, out, num_threads, temperature, log=False)
 
 
 def log_softmax(
@@ -339,11 +367,12 @@ def log_softmax(
     isa: str = "auto",
     out: np.ndarray | None = None,
     num_threads: int | None = None,
+    temperature: float = 1.0,
 ) -> np.ndarray:
     """Log-softmax along ``axis``: ``x - log(sum(exp(x), axis))``, computed without overflow.
 
-    Parameters and dtype, ``out`` and error rules are those of :func:`softmax`. A 0-d input gives
-    0.0. Special values: NaN rows are NaN; in a row with k entries equal to +inf those get
+    Parameters and dtype, ``out``, ``temperature`` (``log_softmax(x / temperature)``) and error
+    rules are those of :func:`softmax`. A 0-d input gives 0.0. Special values: NaN rows are NaN; in a row with k entries equal to +inf those get
     -log(k) and the others -inf; all -inf rows are NaN; -inf entries give -inf.
 
     Examples
@@ -351,7 +380,7 @@ def log_softmax(
     >>> fastsoftmax.log_softmax([0.0, 0.0, 0.0, 0.0])
     array([-1.38629436, -1.38629436, -1.38629436, -1.38629436])
     """
-    return _apply(x, axis, algorithm, isa, out, num_threads, log=True)
+    return _apply(x, axis, algorithm, isa, out, num_threads, temperature, log=True)
 
 
 def softmax_topk(
@@ -359,11 +388,12 @@ def softmax_topk(
     k: int,
     axis: int = -1,
     *,
+    temperature: float = 1.0,
     sorted: bool = True,
     isa: str = "auto",
     num_threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` largest probabilities of ``softmax(x, axis)`` and their indices along ``axis``.
+    """The ``k`` largest probabilities of ``softmax(x / temperature, axis)`` and their indices.
 
     Fused softmax and top-k (Milakov & Gimelshein 2018, Alg. 4): one pass over each row keeps
     the online normalizer (running maximum and rescaled running sum) and a running top-k of the
@@ -383,6 +413,9 @@ def softmax_topk(
         (k is never clamped).
     axis : int
         The axis to normalize over and select along.
+    temperature : float
+        As for :func:`softmax`: finite and > 0, fused into the pass. It changes the values, never
+        which entries are selected or their order.
     sorted : bool
         True (default): results in order of decreasing probability; for equal inputs, the lower
         index first. Ties are always broken by the lower index: of several equal inputs, those
@@ -405,12 +438,13 @@ def softmax_topk(
     --------
     >>> values, indices = fastsoftmax.softmax_topk(np.float32([1, 3, 2, 3]), 2)
     >>> values
-    array([0.41122967, 0.41122967], dtype=float32)
+    array([0.3994863, 0.3994863], dtype=float32)
     >>> indices
     array([1, 3])
     """
     _check_isa(isa)
     threads = 0 if num_threads is None else _positive_threads(num_threads)
+    temperature = _check_temperature(temperature)
     x = np.asarray(x)
     compute_dtype, result_dtype = _dtypes(x.dtype)
     if x.ndim == 0:
@@ -432,7 +466,7 @@ def softmax_topk(
     values = np.empty(shape, dtype=compute_dtype)
     indices = np.empty(shape, dtype=np.int64)
     if values.size:
-        _core.topk(x_rows, values, indices, k, bool(sorted), isa, threads)
+        _core.topk(x_rows, values, indices, k, bool(sorted), isa, threads, temperature)
     if result_dtype != compute_dtype:
         values = values.astype(result_dtype)
     return np.moveaxis(values, -1, axis), np.moveaxis(indices, -1, axis)

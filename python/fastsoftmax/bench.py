@@ -14,6 +14,17 @@ Candidates
   trivial arithmetic, the least memory traffic of two_pass and online, measured in the same run
   (float32 only).
 
+``--topk K[,K...]`` times the fused top-k instead, on 64 rows of 128256 (an LLM vocabulary)
+unless ``--rows`` and ``--sizes`` say otherwise, for each K:
+- ``fastsoftmax.softmax_topk(x, K, num_threads=--threads)`` (one pass, results sorted);
+- softmax + argpartition: ``fastsoftmax.softmax(x, out=y, num_threads=--threads)``, then
+  ``np.argpartition(-y, K - 1)[:, :K]`` and a ``np.take_along_axis`` gather of the values (the
+  selection on one thread, results not sorted);
+- PyTorch, when importable: ``torch.topk(torch.softmax(x, -1, out=y), K)`` (sorted),
+  ``torch.set_num_threads(--threads)``.
+The table gives each one's time and its ratio to softmax_topk's (how many times faster the fused
+call is).
+
 Timing method
 -------------
 - Input: ``rows x size`` arrays of N(0, 4) values (mean 0, variance 4, standard deviation 2), or
@@ -80,6 +91,12 @@ MEMORY_FRACTION = 0.5
 """The rotated buffers of one size use at most this fraction of the available memory."""
 CACHE_LINE_BYTES = 64
 
+TOPK_ROWS = 64
+TOPK_SIZE = 128_256
+"""Default shape of --topk: a batch of 64 rows of logits over Llama 3's vocabulary."""
+TOPK_TRAFFIC_PASSES = 1
+"""Passes over a row counted for GB/s with --topk: read x once (softmax_topk)."""
+
 BOUND = "bound (read 2x, write 1x)"
 ONNX_OPSET = 13
 ONNX_IR_VERSION = 9
@@ -104,6 +121,7 @@ class Candidate:
     version: str  # of the library that computes it
     algorithm: str | None = None
     isa: str | None = None
+    k: int | None = None  # results per row (--topk candidates)
 
 
 @dataclass
@@ -116,6 +134,7 @@ class Measurement:
     times: list[float]  # seconds per call, one sample per repeat
     ratio_to_bound: float | None = None  # median / the bound's median
     speedup_over_best_peer: float | None = None  # best peer's median / median (fastsoftmax only)
+    ratio_to_fused: float | None = None  # median / softmax_topk's median at the same k (--topk)
 
     @property
     def median(self) -> float:
@@ -314,6 +333,66 @@ def make_candidates(args: argparse.Namespace) -> tuple[list[Candidate], dict[str
     return candidates, skipped
 
 
+def topk_fused_candidate(k: int, threads: int) -> Candidate:
+    """fastsoftmax.softmax_topk: softmax and top-k in one pass, `threads` threads."""
+
+    def bind(xs: list[np.ndarray], ys: list[np.ndarray]) -> Runner:
+        return lambda i: fastsoftmax.softmax_topk(xs[i], k, num_threads=threads)
+
+    return Candidate("fastsoftmax softmax_topk", "fastsoftmax", bind, fastsoftmax.__version__, k=k)
+
+
+def softmax_argpartition(x: np.ndarray, y: np.ndarray, k: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k largest probabilities of each row and their indices, in no particular order: the
+    softmax into y, then NumPy's selection."""
+    fastsoftmax.softmax(x, out=y, num_threads=threads)
+    indices = np.argpartition(-y, k - 1, axis=-1)[:, :k]
+    return np.take_along_axis(y, indices, axis=-1), indices
+
+
+def topk_argpartition_candidate(k: int, threads: int) -> Candidate:
+    """fastsoftmax.softmax (`threads` threads) then np.argpartition (one thread)."""
+
+    def bind(xs: list[np.ndarray], ys: list[np.ndarray]) -> Runner:
+        return lambda i: softmax_argpartition(xs[i], ys[i], k, threads)
+
+    return Candidate("softmax + argpartition", "peer", bind, np.__version__, k=k)
+
+
+def topk_torch_candidate(k: int, threads: int) -> Candidate:
+    """torch.softmax into y, then torch.topk, on the CPU with `threads` threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+    def bind(xs: list[np.ndarray], ys: list[np.ndarray]) -> Runner:
+        txs = [torch.from_numpy(x) for x in xs]
+        tys = [torch.from_numpy(y) for y in ys]
+        return lambda i: torch.topk(torch.softmax(txs[i], -1, out=tys[i]), k)
+
+    return Candidate("torch softmax + topk", "peer", bind, torch.__version__, k=k)
+
+
+TOPK_PEER_FACTORIES: dict[str, Callable[[int, int], Candidate]] = {
+    "softmax + argpartition": topk_argpartition_candidate,
+    "torch softmax + topk": topk_torch_candidate,
+}
+
+
+def make_topk_candidates(args: argparse.Namespace) -> tuple[list[Candidate], dict[str, str]]:
+    """The --topk candidates, each K in turn, and {name: why} for those skipped."""
+    candidates = []
+    skipped = {}
+    for k in args.topk:
+        candidates.append(topk_fused_candidate(k, args.threads))
+        for name, factory in TOPK_PEER_FACTORIES.items():
+            try:
+                candidates.append(factory(k, args.threads))
+            except ImportError:
+                skipped[name] = "not installed"
+    return candidates, skipped
+
+
 # ---- timing -----------------------------------------------------------------------------------
 
 
@@ -470,6 +549,13 @@ def summarize(measurements: list[Measurement]) -> None:
             m.speedup_over_best_peer = min(peers) / m.median
 
 
+def summarize_topk(measurements: list[Measurement]) -> None:
+    """Fill in each --topk candidate's ratio to softmax_topk at the same k (of one size)."""
+    fused = {m.candidate.k: m.median for m in measurements if m.candidate.kind == "fastsoftmax"}
+    for m in measurements:
+        m.ratio_to_fused = m.median / fused[m.candidate.k]
+
+
 # ---- reports ----------------------------------------------------------------------------------
 
 
@@ -480,28 +566,48 @@ def format_size(size: int) -> str:
     return f"{mantissa}e{exponent}" if rest == 0 and exponent > 0 else str(size)
 
 
-def bytes_per_element(dtype: np.dtype) -> int:
-    """Bytes counted per element for GB/s, whatever the candidate: two reads and one write."""
-    return TRAFFIC_PASSES * dtype.itemsize
+def function_name(args: argparse.Namespace) -> str:
+    """The fastsoftmax function that the run times."""
+    if args.topk:
+        return "softmax_topk"
+    return "log_softmax" if args.log else "softmax"
+
+
+def bytes_per_element(args: argparse.Namespace) -> int:
+    """Bytes counted per element for GB/s, whatever the candidate: the least traffic of the function
+    timed, two reads and one write for softmax (two_pass and online), one read for softmax_topk."""
+    passes = TOPK_TRAFFIC_PASSES if args.topk else TRAFFIC_PASSES
+    return passes * np.dtype(args.dtype).itemsize
 
 
 def header(args: argparse.Namespace, machine: dict[str, Any], skipped: dict[str, str]) -> str:
     """What is measured, on what, and how to read the tables."""
-    dtype = np.dtype(args.dtype)
-    function = "log_softmax" if args.log else "softmax"
+    function = function_name(args)
     dist = "N(0, 4) (std 2)" if args.dist == "normal" else f"uniform [-{UNIFORM_HALF_WIDTH:g}, {UNIFORM_HALF_WIDTH:g}]"
+    if args.topk:
+        function += f" (k {','.join(str(k) for k in args.topk)})"
+        threads = f"threads: {args.threads} (--threads) for fastsoftmax and torch; np.argpartition uses one"
+        legend = (
+            "results: softmax_topk and torch sorted, argpartition not; "
+            "x softmax_topk: time / softmax_topk time (> 1: the fused call is that many times faster)"
+        )
+    else:
+        threads = f"threads: {args.threads} (--threads) for fastsoftmax, torch and onnxruntime; NumPy and SciPy use one"
+        legend = (
+            f"GB/s: {bytes_per_element(args)} bytes per element for every candidate ({args.dtype} read 2x + "
+            "written 1x, the traffic of two_pass and online); x bound: time / bound time; "
+            "vs best peer: best peer time / time (> 1: fastsoftmax faster)"
+        )
     lines = [
         f"fastsoftmax {fastsoftmax.__version__} benchmark: {function}, {args.dtype}, "
         f"{args.rows} row(s) x size per call, input {dist}",
         f"CPU: {machine['cpu_model']} ({machine['logical_cpus']} logical CPUs), last-level cache "
         f"{machine['llc_bytes'] >> 20} MiB, ISAs: {', '.join(machine['available_isas'])}",
-        f"threads: {args.threads} (--threads) for fastsoftmax, torch and onnxruntime; NumPy and SciPy use one",
+        threads,
         f"each value: median of {args.repeats} repeats of a sample of calls lasting >= "
         f"{args.min_sample_seconds * 1e3:g} ms; candidates interleaved; inputs and outputs rotated over "
         f"> {ROTATION_LLC_MULTIPLE}x the last-level cache",
-        f"GB/s: {bytes_per_element(dtype)} bytes per element for every candidate ({args.dtype} read 2x + "
-        "written 1x, the traffic of two_pass and online); x bound: time / bound time; "
-        "vs best peer: best peer time / time (> 1: fastsoftmax faster)",
+        legend,
     ]
     lines += [f"skipped: {name} ({why})" for name, why in skipped.items()]
     return "\n".join(lines)
@@ -527,7 +633,25 @@ def size_table(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def measurement_record(m: Measurement, rows: int, pairs: int, dtype: np.dtype) -> dict[str, Any]:
+def topk_table(records: list[dict[str, Any]]) -> str:
+    """The --topk table of one size, from its measurement records: one line per k and candidate."""
+    first = records[0]
+    name_width = max(len(record["candidate"]) for record in records)
+    k_width = max(len(str(record["k"])) for record in records)
+    lines = [
+        f"\nsize {format_size(first['size'])} ({first['rows']} x {first['size']} elements, "
+        f"{first['buffer_pairs']} buffer pairs)",
+        f"  {'k':>{k_width}}  {'candidate':{name_width}}  {'ms/call':>9}  {'x softmax_topk':>14}",
+    ]
+    for record in records:
+        lines.append(
+            f"  {record['k']:{k_width}}  {record['candidate']:{name_width}}  {record['median_s'] * 1e3:9.3f}  "
+            f"{record['ratio_to_fused']:14.2f}"
+        )
+    return "\n".join(lines)
+
+
+def measurement_record(m: Measurement, rows: int, pairs: int, element_bytes: int) -> dict[str, Any]:
     """One entry of the JSON file's "measurements"."""
     elements = rows * m.size
     return {
@@ -538,18 +662,20 @@ def measurement_record(m: Measurement, rows: int, pairs: int, dtype: np.dtype) -
         "kind": m.candidate.kind,
         "algorithm": m.candidate.algorithm,
         "isa": m.candidate.isa,
+        "k": m.candidate.k,
         "buffer_pairs": pairs,
         "calls_per_sample": m.calls_per_sample,
         "times_s": m.times,
         "median_s": m.median,
         "ns_per_element": m.median * 1e9 / elements,
-        "gb_per_s": bytes_per_element(dtype) * elements / m.median / 1e9,
+        "gb_per_s": element_bytes * elements / m.median / 1e9,
         "ratio_to_bound": m.ratio_to_bound,
         "speedup_over_best_peer": m.speedup_over_best_peer,
+        "ratio_to_fused": m.ratio_to_fused,
     }
 
 
-def plot(path: str, title: str, dtype: np.dtype, records: list[dict[str, Any]]) -> None:
+def plot(path: str, title: str, element_bytes: int, records: list[dict[str, Any]]) -> None:
     """Effective GB/s against row length (log x axis), one line per candidate."""
     import matplotlib
 
@@ -580,7 +706,7 @@ def plot(path: str, title: str, dtype: np.dtype, records: list[dict[str, Any]]) 
         ax.plot([p["size"] for p in points], [p["gb_per_s"] for p in points], label=name, **style)
     ax.set_xscale("log")
     ax.set_xlabel("elements per row")
-    ax.set_ylabel(f"effective GB/s ({bytes_per_element(dtype)} bytes per element / median time)")
+    ax.set_ylabel(f"effective GB/s ({element_bytes} bytes per element / median time)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
@@ -613,6 +739,11 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
     return value
+
+
+def parse_topk(text: str) -> list[int]:
+    """ "1,5,50" -> [1, 5, 50] (repeats dropped)."""
+    return list(dict.fromkeys(positive_int(item) for item in text.split(",")))
 
 
 def parse_algorithms(text: str) -> list[str]:
@@ -648,12 +779,23 @@ candidates are interleaved round-robin within each repeat; the table shows media
 sample. GB/s counts 3 x itemsize bytes per element (read twice, write once) for every candidate.
 --quick takes well under a minute, the default sweep a few times longer (float64, whose kernels
 are far slower, much longer: narrow it with --sizes or --isa).
+
+--topk K[,K...] times, for each K, fastsoftmax.softmax_topk(x, K) (fused: one pass, the softmax
+never written) against fastsoftmax.softmax(x, out=y) followed by np.argpartition(-y, K-1)[:, :K]
+and a np.take_along_axis gather (values and indices, not sorted), and against
+torch.topk(torch.softmax(x, -1, out=y), K), on 64 rows x 128256 (an LLM vocabulary) unless
+--rows and --sizes say otherwise. The table gives ms per call and x softmax_topk, each
+candidate's time over the fused call's; --quick keeps the shape; the GB/s of --json count
+1 x itemsize bytes per element (x read once).
 """
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the benchmark's options to `parser` (that of fastsoftmax-bench, or the bench subcommand)."""
-    parser.description = "Time every fastsoftmax algorithm and ISA against NumPy, SciPy, PyTorch and ONNX Runtime."
+    parser.description = (
+        "Time every fastsoftmax algorithm and ISA against NumPy, SciPy, PyTorch and ONNX Runtime; "
+        "with --topk, the fused softmax_topk against a softmax followed by a top-k."
+    )
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     sizes = ",".join(format_size(size) for size in DEFAULT_SIZES)
@@ -661,10 +803,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help=f"a run of under a minute: sizes {quick}, {QUICK_REPEATS} repeats, shorter samples",
+        help=f"a run of under a minute: sizes {quick} (--topk: its shape), {QUICK_REPEATS} repeats, shorter samples",
     )
-    parser.add_argument("--sizes", type=parse_sizes, help=f"row lengths, comma-separated (default {sizes})")
-    parser.add_argument("--rows", type=positive_int, default=1, help="rows per call: shape rows x size (default 1)")
+    parser.add_argument(
+        "--sizes",
+        type=parse_sizes,
+        help=f"row lengths, comma-separated (default {sizes}; {TOPK_SIZE} with --topk)",
+    )
+    parser.add_argument(
+        "--rows", type=positive_int, help=f"rows per call: shape rows x size (default 1; {TOPK_ROWS} with --topk)"
+    )
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="default float32")
     parser.add_argument(
         "--threads",
@@ -675,14 +823,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--algorithms",
         type=parse_algorithms,
-        default=list(fastsoftmax.ALGORITHMS[1:]),
-        help=f"comma list (default {','.join(fastsoftmax.ALGORITHMS[1:])})",
+        help=f"comma list (default {','.join(fastsoftmax.ALGORITHMS[1:])}); not with --topk",
     )
     parser.add_argument(
         "--isa",
         type=parse_isas,
-        default=fastsoftmax.available_isas(),
-        help=f"comma list (default: all available here, {','.join(fastsoftmax.available_isas())})",
+        help=f"comma list (default: all available here, {','.join(fastsoftmax.available_isas())}); not with --topk",
     )
     parser.add_argument(
         "--repeats",
@@ -697,21 +843,26 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--log", action="store_true", help="time log_softmax instead of softmax")
     parser.add_argument(
-        "--topk", type=positive_int, metavar="K", help="time the fused softmax + top-k (needs fastsoftmax.softmax_topk)"
+        "--topk",
+        type=parse_topk,
+        metavar="K[,K...]",
+        help="time fastsoftmax.softmax_topk against softmax + a top-k for each K, comma-separated (see below)",
     )
     parser.add_argument("--json", metavar="PATH", help="write every sample and the machine description here")
-    parser.add_argument("--plot", metavar="PATH.png", help="draw throughput against size here (needs matplotlib)")
+    parser.add_argument(
+        "--plot", metavar="PATH.png", help="draw throughput against size here (needs matplotlib; not with --topk)"
+    )
 
 
 def check_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Errors that argparse cannot see alone; each exits with status 2 and the usage."""
-    if args.topk is not None:
-        missing = (
-            "fastsoftmax.softmax_topk (not available in this version)"
-            if not hasattr(fastsoftmax, "softmax_topk")
-            else "a benchmark of fastsoftmax.softmax_topk, which this version lacks"
-        )
-        parser.error(f"--topk needs {missing}")
+    if args.topk:
+        options = {"--log": args.log, "--algorithms": args.algorithms, "--isa": args.isa, "--plot": args.plot}
+        given = [option for option, value in options.items() if value]
+        if given:
+            parser.error(
+                f"--topk does not take {given[0]} (it times softmax_topk and softmax on isa='auto' and draws no plot)"
+            )
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         parser.error("--plot needs matplotlib: pip install 'fastsoftmax[bench]'")
     for option, path in (("--json", args.json), ("--plot", args.plot)):
@@ -745,10 +896,20 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         # while after every call (the default active wait): interleaved, each would time the
         # other's spinning. The policy is read when a runtime loads, so the run starts over.
         os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
-    args.sizes = args.sizes or list(QUICK_SIZES if args.quick else DEFAULT_SIZES)
+    if args.topk:
+        args.rows = args.rows or TOPK_ROWS
+        args.sizes = args.sizes or [TOPK_SIZE]
+    else:
+        args.rows = args.rows or 1
+        args.sizes = args.sizes or list(QUICK_SIZES if args.quick else DEFAULT_SIZES)
+        args.algorithms = args.algorithms or list(fastsoftmax.ALGORITHMS[1:])
+        args.isa = args.isa or fastsoftmax.available_isas()
     args.repeats = args.repeats or (QUICK_REPEATS if args.quick else DEFAULT_REPEATS)
     args.min_sample_seconds = QUICK_MIN_SAMPLE_SECONDS if args.quick else MIN_SAMPLE_SECONDS
     dtype = np.dtype(args.dtype)
+    element_bytes = bytes_per_element(args)
+    if args.topk and max(args.topk) > min(args.sizes):
+        parser.error(f"--topk {max(args.topk)} is more than the row length {min(args.sizes)}")
 
     caches = cpu_caches()
     llc_bytes = last_level_cache_bytes(caches)
@@ -763,7 +924,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         )
 
     started = time.monotonic()
-    candidates, skipped = make_candidates(args)
+    candidates, skipped = make_topk_candidates(args) if args.topk else make_candidates(args)
     machine = describe_machine(caches, llc_bytes, candidates)
     progress = Progress(len(args.sizes) * (args.repeats + 1) * len(candidates))
     progress.write(header(args, machine, skipped))
@@ -771,17 +932,21 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         for size in args.sizes:
             measurements = measure_size(size, args, candidates, pairs[size], progress)
-            summarize(measurements)
-            size_records = [measurement_record(m, args.rows, pairs[size], dtype) for m in measurements]
-            progress.write(size_table(size_records))
+            if args.topk:
+                summarize_topk(measurements)
+            else:
+                summarize(measurements)
+            size_records = [measurement_record(m, args.rows, pairs[size], element_bytes) for m in measurements]
+            progress.write(topk_table(size_records) if args.topk else size_table(size_records))
             records += size_records
     finally:
         progress.close()
 
-    function = "log_softmax" if args.log else "softmax"
+    function = function_name(args)
     if args.json:
         settings = {
             "function": function,
+            "topk": args.topk,
             "dtype": args.dtype,
             "rows": args.rows,
             "sizes": args.sizes,
@@ -790,7 +955,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             "threads": args.threads,
             "fastsoftmax_threads": args.threads,
             "dist": args.dist,
-            "bytes_per_element": bytes_per_element(dtype),
+            "bytes_per_element": element_bytes,
             "rotation_llc_multiple": ROTATION_LLC_MULTIPLE,
         }
         document = {"settings": settings, "machine": machine, "skipped": skipped, "measurements": records}
@@ -800,7 +965,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             f"fastsoftmax {function}, {args.dtype}, {args.rows} row(s); {machine['cpu_model']}; "
             f"peers {args.threads} thread(s)"
         )
-        plot(args.plot, title, dtype, records)
+        plot(args.plot, title, element_bytes, records)
     print(f"\nfinished in {time.monotonic() - started:.1f} s")
     return 0
 

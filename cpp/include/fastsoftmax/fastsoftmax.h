@@ -32,7 +32,8 @@ enum class Isa {
 
 enum class Status {
   kOk = 0,
-  kInvalidArgument,  // null pointer, aliasing output stride, negative thread count, unknown enum value, bad k
+  kInvalidArgument,  // null pointer, aliasing output stride, negative thread count, unknown enum value,
+                     // temperature not finite and > 0, top-k k outside 1..n
   kUnsupportedIsa,   // the ISA was not compiled in or this CPU (or OS) lacks it
 };
 
@@ -68,6 +69,11 @@ struct Options {
   // the process may use. Small work stays on the calling thread whatever the setting; so does a
   // call made while another call of the process is using threads, and any call in a forked child.
   int num_threads = 0;
+  // softmax(x / temperature), log_softmax(x / temperature): finite and > 0, else kInvalidArgument.
+  // Fused into the kernels (no extra pass, no temporary) without rounding x / temperature: the
+  // results keep the accuracy of temperature 1. float32 calls with a temperature outside
+  // [2^-20, 2^20] run the scalar kernels.
+  double temperature = 1.0;
 };
 
 // The default thread count of calls with num_threads = 0. Initially FASTSOFTMAX_NUM_THREADS if

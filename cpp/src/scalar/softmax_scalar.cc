@@ -6,16 +6,16 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
-#include <type_traits>
 
 #include "kernels.h"
+#include "topk.h"
 
 namespace fastsoftmax {
 namespace {
 
 template <class T>
 struct ScalarKernels {
-  using Wide = std::conditional_t<std::is_same_v<T, float>, double, long double>;
+  using Wide = WideOf<T>;
   static constexpr Wide kLog2e = 1.442695040888963407359924681001892137L;
   // ln(2) split so that n * kLn2Hi is exact for |n| < 2^21 (kLn2Hi has 32 significant bits).
   static constexpr Wide kLn2Hi = 0x1.62e42feep-1;
@@ -68,36 +68,39 @@ struct ScalarKernels {
     Wide value() const { return total + block; }
   };
 
+  // x / t, or a difference of inputs divided by t: exact division in the wide type.
+  static Wide over(Wide v, Temperature t) { return v / static_cast<Wide>(t.value); }
+
   static T row_max(std::size_t n, const T* x) {
     T max = -std::numeric_limits<T>::infinity();
     for (std::size_t i = 0; i < n; ++i) max = std::max(max, x[i]);
     return max;
   }
 
-  // max; sum of exp(x - max); y = exp(x - max) / sum, recomputing the exponentials.
+  // max; sum of exp((x - max) / t); y = exp((x - max) / t) / sum, recomputing the exponentials.
   template <bool kLog>
-  static void three_pass_recompute(std::size_t n, const T* x, T* y) {
+  static void three_pass_recompute(std::size_t n, const T* x, T* y, Temperature t) {
     const T max = row_max(n, x);
-    if (!std::isfinite(max)) return checked_row(n, x, y, kLog);
+    if (!std::isfinite(max)) return checked_row(n, x, y, kLog, t);
     BlockedSum blocked;
-    for (std::size_t i = 0; i < n; ++i) blocked.add(std::exp(static_cast<Wide>(x[i]) - max));
+    for (std::size_t i = 0; i < n; ++i) blocked.add(std::exp(over(static_cast<Wide>(x[i]) - max, t)));
     const Wide sum = blocked.value();
-    if (!std::isfinite(sum)) return checked_row(n, x, y, kLog);  // a NaN in the row
+    if (!std::isfinite(sum)) return checked_row(n, x, y, kLog, t);  // a NaN in the row
     const Wide log_sum = std::log(sum);
     for (std::size_t i = 0; i < n; ++i) {
-      const Wide shifted = static_cast<Wide>(x[i]) - max;
+      const Wide shifted = over(static_cast<Wide>(x[i]) - max, t);
       y[i] = static_cast<T>(kLog ? shifted - log_sum : std::exp(shifted) / sum);
     }
   }
 
   // max; y = exp(x - max) stored while summing; y *= 1 / sum, reloading the stored values.
   // (log-softmax has nothing to reload: its last pass needs only x, so it is three_pass_recompute.)
-  static void three_pass_reload(std::size_t n, const T* x, T* y) {
+  static void three_pass_reload(std::size_t n, const T* x, T* y, Temperature t) {
     const T max = row_max(n, x);
-    if (!std::isfinite(max)) return checked_row(n, x, y, false);
+    if (!std::isfinite(max)) return checked_row(n, x, y, false, t);
     BlockedSum blocked;
     for (std::size_t i = 0; i < n; ++i) {
-      const Wide e = std::exp(static_cast<Wide>(x[i]) - max);
+      const Wide e = std::exp(over(static_cast<Wide>(x[i]) - max, t));
       y[i] = static_cast<T>(e);
       blocked.add(e);
     }
@@ -113,15 +116,16 @@ struct ScalarKernels {
   // Pass 2 writes exp(x) / (m * 2^e); log-softmax (x - max) - log(sum(exp(x - max))), with the
   // maximum kept in pass 1 so that outputs near 0 do not inherit the rounding of log(m) + e ln2.
   template <bool kLog>
-  static void two_pass(std::size_t n, const T* x, T* y) {
+  static void two_pass(std::size_t n, const T* x, T* y, Temperature t) {
     BlockedSum m;
     long e = kNoExponent;
     T max = -std::numeric_limits<T>::infinity();
     for (std::size_t i = 0; i < n; ++i) {
       if (kLog) max = std::max(max, x[i]);
       // NaN, +inf and values too large for the exact range reduction take the checked path.
-      if (!(x[i] <= kFastRangeLimit)) return checked_row(n, x, y, kLog);
-      const ExpParts term = exp_parts(std::max<Wide>(x[i], kExpInputFloor));
+      const Wide xi = over(x[i], t);
+      if (!(xi <= kFastRangeLimit)) return checked_row(n, x, y, kLog, t);
+      const ExpParts term = exp_parts(std::max<Wide>(xi, kExpInputFloor));
       if (term.n > e) {
         m.scale(std::ldexp(Wide{1}, static_cast<int>(std::max<long>(e - term.n, -100000))));
         m.add(term.p);
@@ -132,16 +136,18 @@ struct ScalarKernels {
     }
     if (n == 0) return;
     // A row whose maximum lies below -kFastRangeLimit (only -inf, say) takes the checked path.
-    if (static_cast<Wide>(e) < -kFastRangeLimit * kLog2e) return checked_row(n, x, y, kLog);
-    // log(m * 2^e) - max, where e * kLn2Hi is exact and close enough to max to subtract exactly.
+    if (static_cast<Wide>(e) < -kFastRangeLimit * kLog2e) return checked_row(n, x, y, kLog, t);
+    // log(m * 2^e) - max / t, where e * kLn2Hi is exact and close enough to max / t to subtract
+    // exactly.
     const Wide e_wide = static_cast<Wide>(e);
-    const Wide log_sum = std::max<Wide>(0, std::log(m.value()) + ((e_wide * kLn2Hi - max) + e_wide * kLn2Lo));
+    const Wide log_sum =
+        std::max<Wide>(0, std::log(m.value()) + ((e_wide * kLn2Hi - over(max, t)) + e_wide * kLn2Lo));
     const Wide inv_m = 1 / m.value();
     for (std::size_t i = 0; i < n; ++i) {
       if (kLog) {
-        y[i] = static_cast<T>((static_cast<Wide>(x[i]) - max) - log_sum);
+        y[i] = static_cast<T>(over(static_cast<Wide>(x[i]) - max, t) - log_sum);
       } else {
-        const ExpParts term = exp_parts(std::max<Wide>(x[i], kExpInputFloor));
+        const ExpParts term = exp_parts(std::max<Wide>(over(x[i], t), kExpInputFloor));
         y[i] = static_cast<T>(scale_down(term.p * inv_m, term.n - e));
       }
     }
@@ -156,18 +162,18 @@ struct ScalarKernels {
   };
   // visit(i) sees each element after it is added (softmax_topk's selection).
   template <class Visit>
-  static OnlineTotal online_total(std::size_t n, const T* x, Visit&& visit) {
+  static OnlineTotal online_total(std::size_t n, const T* x, Temperature t, Visit&& visit) {
     // Starting from the lowest finite value keeps -inf - m well defined (-inf, not NaN).
     Wide m = std::numeric_limits<T>::lowest();
     BlockedSum blocked;
     for (std::size_t i = 0; i < n; ++i) {
       const Wide xi = x[i];
       if (xi > m) {
-        blocked.scale(std::exp(m - xi));
+        blocked.scale(std::exp(over(m - xi, t)));
         blocked.add(1);
         m = xi;
       } else {
-        blocked.add(std::exp(xi - m));
+        blocked.add(std::exp(over(xi - m, t)));
       }
       visit(i);
     }
@@ -175,26 +181,26 @@ struct ScalarKernels {
   }
 
   template <bool kLog>
-  static void online(std::size_t n, const T* x, T* y) {
+  static void online(std::size_t n, const T* x, T* y, Temperature t) {
     if (n == 0) return;
-    const OnlineTotal total = online_total(n, x, [](std::size_t) {});
-    if (!total.fast()) return checked_row(n, x, y, kLog);
+    const OnlineTotal total = online_total(n, x, t, [](std::size_t) {});
+    if (!total.fast()) return checked_row(n, x, y, kLog, t);
     const Wide log_d = std::log(total.d);
     for (std::size_t i = 0; i < n; ++i) {
-      const Wide shifted = static_cast<Wide>(x[i]) - total.m;
+      const Wide shifted = over(static_cast<Wide>(x[i]) - total.m, t);
       y[i] = static_cast<T>(kLog ? shifted - log_d : std::exp(shifted) / total.d);
     }
   }
 
   // softmax_topk's pass: online's first pass, offering the selector every input above its
   // threshold (NaN never is, and makes the sum NaN).
-  static bool topk_pass(std::size_t n, const T* x, TopkSelector<T>& selector, TopkTotal<T>* total) {
+  static bool topk_pass(std::size_t n, const T* x, Temperature t, TopkSelector<T>& selector, TopkTotal<T>* total) {
     T threshold = selector.threshold();
-    const OnlineTotal online = online_total(n, x, [&](std::size_t i) {
+    const OnlineTotal online = online_total(n, x, t, [&](std::size_t i) {
       if (x[i] > threshold) threshold = selector.offer(x[i], i);
     });
     if (!online.fast()) return false;
-    *total = {online.d, online.m};
+    *total = {online.d, over(online.m, t)};
     return true;
   }
 
@@ -209,7 +215,7 @@ struct ScalarKernels {
 
 const RowKernels<double> kScalarF64 = ScalarKernels<double>::table();
 
-void read_twice_write_once(std::size_t n, const float* x, float* y) {
+void read_twice_write_once(std::size_t n, const float* x, float* y, Temperature) {
   float max = 0;
   for (std::size_t i = 0; i < n; ++i) max = std::max(max, x[i]);
   const float scale = 1.0f / (1.0f + std::fabs(max));

@@ -22,6 +22,7 @@ struct SimdColumns {
   using K = SimdKernels<S>;
   using V = typename S::V;
   using ExpParts = typename K::ExpParts;
+  using Reduction = typename K::Reduction;
   using ExpTable = typename K::ExpTable;
   using PairSum = typename K::PairSum;
   static constexpr std::size_t kWidth = S::kWidth;
@@ -39,6 +40,7 @@ struct SimdColumns {
     std::ptrdiff_t x_stride;
     float* y;
     std::ptrdiff_t y_stride;
+    const Reduction& red;  // exp(x / t) for the call's temperature
 
     const float* x_row(std::size_t i) const { return x + static_cast<std::ptrdiff_t>(i) * x_stride; }
     float* y_row(std::size_t i) const { return y + static_cast<std::ptrdiff_t>(i) * y_stride; }
@@ -94,15 +96,15 @@ struct SimdColumns {
   template <bool kOnline>
   static void pair_totals(const Block& b, PairSum (&totals)[kVectors], V (&max)[kVectors]) {
     const ExpTable table(1.0);
-    for (V& m : max) m = S::set1(kOnline ? kExpInputFloor : -std::numeric_limits<float>::infinity());
+    for (V& m : max) m = kOnline ? b.red.input_floor : S::set1(-std::numeric_limits<float>::infinity());
     for (std::size_t i = 0; i < b.n; ++i) {
       b.prefetch(i);
       const float* row = b.x_row(i);
       for (int j = 0; j < kVectors; ++j) {
-        const V v = b.load(row, j, kExpInputFloor);
+        const V v = b.load(row, j, -std::numeric_limits<float>::infinity());
         max[j] = S::max(max[j], v);
-        const ExpParts ex = K::exp_parts(K::floor_input(v));
-        const V e_new = K::exponent_of_steps(kOnline ? K::steps_of(max[j]) : ex.n);
+        const ExpParts ex = K::exp_parts(K::floor_input(v, b.red), b.red);
+        const V e_new = K::exponent_of_steps(kOnline ? K::steps_of(max[j], b.red) : ex.n);
         totals[j].raise_exponent(kOnline ? e_new : S::max(totals[j].e, e_new));
         totals[j].add_term(ex, table);
       }
@@ -121,7 +123,7 @@ struct SimdColumns {
       b.prefetch(i);
       const float* row = b.x_row(i);
       for (int j = 0; j < kVectors; ++j) {
-        const ExpParts ex = K::exp_parts(K::floor_input(b.load(row, j, kExpInputFloor)));
+        const ExpParts ex = K::exp_parts(K::floor_input(b.load(row, j, 0.0f), b.red), b.red);
         if constexpr (kStore) {
           V error;
           const V term = K::exp_output_and_error(ex, e[j], table, &error);
@@ -163,7 +165,7 @@ struct SimdColumns {
       b.prefetch(i);
       const float* row = b.x_row(i);
       for (int j = 0; j < kVectors; ++j) {
-        const ExpParts ex = K::exp_parts(K::floor_input(b.load(row, j, kExpInputFloor)));
+        const ExpParts ex = K::exp_parts(K::floor_input(b.load(row, j, 0.0f), b.red), b.red);
         const V hi = S::lookup(table.hi, ex.z);
         const V low = S::fmadd(hi, ex.r, S::lookup(table.lo, ex.z));
         const V product = S::mul(hi, inv_hi[j]);
@@ -174,22 +176,24 @@ struct SimdColumns {
     }
   }
 
-  // (x - max) - log(sum(exp(x - max))) per lane (see K::write_log_softmax).
+  // (x - max) / t - log(sum(exp((x - max) / t))) per lane (see K::write_log_softmax).
   static void write_log_softmax(const Block& b, const Lanes& lanes) {
     float log_sum[kBlockColumns];
     for (std::size_t c = 0; c < kBlockColumns; ++c) {
-      log_sum[c] = K::log_sum_above_max(lanes.sum[c], lanes.exponent[c], lanes.max[c]);
+      log_sum[c] = K::log_sum_above_max(lanes.sum[c], lanes.exponent[c], lanes.max[c], b.red.temperature);
     }
     V shift[kVectors], subtrahend[kVectors];
     for (int j = 0; j < kVectors; ++j) {
       shift[j] = S::load(lanes.max + j * kWidth);
       subtrahend[j] = S::load(log_sum + j * kWidth);
     }
+    const V inverse = S::set1(static_cast<float>(b.red.temperature.inverse));
     for (std::size_t i = 0; i < b.n; ++i) {
       b.prefetch(i);
       const float* row = b.x_row(i);
       for (int j = 0; j < kVectors; ++j) {
-        b.store(b.y_row(i), j, S::sub(S::sub(b.load(row, j, 0.0f), shift[j]), subtrahend[j]));
+        const V shifted = S::sub(b.load(row, j, 0.0f), shift[j]);
+        b.store(b.y_row(i), j, S::fmadd(shifted, inverse, S::sub(S::set1(0.0f), subtrahend[j])));
       }
     }
   }
@@ -222,7 +226,7 @@ struct SimdColumns {
       values.resize(offset + b.n);
       float* column = values.data() + offset;
       for (std::size_t i = 0; i < b.n; ++i) column[i] = b.x_row(i)[c];
-      checked_row(b.n, column, column, log);
+      checked_row(b.n, column, column, log, b.red.temperature);
     }
     void add_nan(const Block& b, std::size_t c) {
       columns.push_back(c);
@@ -239,8 +243,9 @@ struct SimdColumns {
 
   template <Algorithm kAlgorithm, bool kLog>
   static void run(std::size_t n, std::size_t cols, const float* x, std::ptrdiff_t x_stride, float* y,
-                  std::ptrdiff_t y_stride) {
-    const Block b{n, cols, x, x_stride, y, y_stride};
+                  std::ptrdiff_t y_stride, Temperature t) {
+    const Reduction red(t);
+    const Block b{n, cols, x, x_stride, y, y_stride, red};
     PairSum totals[kVectors];
     V max[kVectors];
     Lanes lanes;
@@ -257,18 +262,19 @@ struct SimdColumns {
       V e[kVectors];
       for (int j = 0; j < kVectors; ++j) {
         // As K::exponent_of; lanes outside the fast range are recomputed as checked columns.
-        e[j] = K::exponent_of_steps(K::steps_of(S::max(S::set1(-kFastRangeLimit), max[j])));
+        const V lowest = S::set1(static_cast<float>(-kFastRangeLimit * t.value));
+        e[j] = K::exponent_of_steps(K::steps_of(S::max(lowest, max[j]), red));
       }
       float lane_max[kBlockColumns];
       for (int j = 0; j < kVectors; ++j) S::store(lane_max + j * kWidth, max[j]);
       for (std::size_t c = 0; c < cols; ++c) {
-        if (!fast_row_max(lane_max[c])) checked.add(b, c, kLog);
+        if (!fast_row_max(lane_max[c], t)) checked.add(b, c, kLog);
       }
       sums_below_max<kReload>(b, e, totals);
       store_lanes(totals, max, lanes);
       // A finite maximum and a non-finite sum: a NaN in the column, which gives NaN.
       for (std::size_t c = 0; c < cols; ++c) {
-        if (!std::isfinite(lanes.sum[c]) && fast_row_max(lane_max[c])) checked.add_nan(b, c);
+        if (!std::isfinite(lanes.sum[c]) && fast_row_max(lane_max[c], t)) checked.add_nan(b, c);
       }
     }
     if constexpr (kLog) {

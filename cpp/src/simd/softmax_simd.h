@@ -1,10 +1,11 @@
 // The four softmax algorithms for float32 rows, written once over a vector-traits struct S
 // (vec_avx2.h, vec_avx512.h) and instantiated by one translation unit per ISA.
 //
-// Every algorithm computes exp(x) = T[j] * (1 + r) * 2^k without ever forming x - max: the range
-// reduction of x is exact, and the row's scale enters only as a power of two (2^-E, E the
-// exponent of the row maximum or of the largest term) and as the table T scaled by 1/sum once
-// per row. So no rounding of x - max reaches the output, and nothing overflows for any finite x.
+// Every algorithm computes exp(x / t) = T[j] * (1 + r) * 2^k without ever forming x - max or x / t:
+// the range reduction of x is exact (or rounds once, relative to the small reduced argument, for
+// t != 1), and the row's scale enters only as a power of two (2^-E, E the exponent of the row
+// maximum or of the largest term) and as the table T scaled by 1/sum once per row. So no
+// rounding of x - max reaches the output, and nothing overflows for any finite x.
 #pragma once
 
 #include <cmath>
@@ -52,32 +53,58 @@ struct SimdKernels {
 
   using Block = V[kUnroll];
 
-  // ---- exp(x) = T[n mod 2^b] * (1 + r) * 2^floor(n / 2^b), the one exp of every kernel ----
+  // exp(t) - 1 = t * (1 + c[1] t + c[2] t^2 ...): minimax fits for the relative error of exp,
+  // coefficients rounded to float; relative error 1.6e-9 (16 steps, degree 3) and 1.9e-10 (8
+  // steps, degree 4).
+  static constexpr int kDegree = S::kTableBits == 4 ? 3 : 4;
+  static constexpr float kExpM1Coefficients[2][4] = {
+      {1.0f, 0x1.00021ep-1f, 0x1.5555fap-3f, 0.0f},
+      {1.0f, 0x1.000000p-1f, 0x1.555c76p-3f, 0x1.554842p-5f},
+  };
+
+  // The constants of exp(x / t) for one temperature t. x is reduced as a = x - n * t ln(2)/2^b
+  // and the polynomial is evaluated in a with its coefficients divided by powers of t, so the
+  // division by t costs no instruction and t = 1 gives plain exp's constants.
+  struct Reduction {
+    Temperature temperature;
+    float steps_per_unit;  // 2^b log2(e) / t
+    V neg_step_hi, neg_step_lo;  // -t ln(2) / 2^b as hi + lo
+    V coefficients[kDegree];     // of a^(i+1) in exp(a / t) - 1
+    V input_floor;               // kExpInputFloor * t, at least the lowest float
+
+    explicit Reduction(Temperature t) : temperature(t) {
+      steps_per_unit = static_cast<float>(kStepsPerUnit * t.inverse);
+      const float step_hi = static_cast<float>(kStepHi * t.value);  // kStepHi itself for t = 1
+      const double step = kLn2 / kTableSize * t.value;
+      neg_step_hi = S::set1(-step_hi);
+      neg_step_lo = S::set1(static_cast<float>(step_hi - step));
+      double power = t.inverse;
+      for (int i = 0; i < kDegree; ++i, power *= t.inverse) {
+        coefficients[i] = S::set1(static_cast<float>(kExpM1Coefficients[S::kTableBits == 4 ? 0 : 1][i] * power));
+      }
+      input_floor = S::set1(static_cast<float>(std::fmax(kExpInputFloor * t.value, -std::numeric_limits<float>::max())));
+    }
+  };
+
+  // ---- exp(x / t) = T[n mod 2^b] * (1 + r) * 2^floor(n / 2^b), the one exp of every kernel ----
   struct ExpParts {
-    V r;  // exp(t) - 1 for the reduced argument t in [-ln2/2^(b+1), ln2/2^(b+1)]
-    V n;  // integer-valued: x is n table steps of ln(2)/2^b, plus t
+    V r;  // exp(u) - 1 for the reduced argument u in [-ln2/2^(b+1), ln2/2^(b+1)]
+    V n;  // integer-valued: x / t is n table steps of ln(2)/2^b, plus u
     V z;  // n + kRoundingBias: its low bits index the table
   };
-  // For kExpInputFloor <= x <= 2^17 (callers raise x with floor_input); NaN propagates.
-  static ExpParts exp_parts(V x) {
-    const V z = S::fmadd(x, S::set1(kStepsPerUnit), S::set1(kRoundingBias));
+  // For kExpInputFloor <= x / t <= 2^17 (callers raise x with floor_input); NaN propagates.
+  static ExpParts exp_parts(V x, const Reduction& red) {
+    const V z = S::fmadd(x, S::set1(red.steps_per_unit), S::set1(kRoundingBias));
     const V n = S::sub(z, S::set1(kRoundingBias));
-    V t = S::fmadd(n, S::set1(-kStepHi), x);
-    t = S::fmadd(n, S::set1(-kStepLo), t);
-    // exp(t) - 1 = t + t^2 * q(t): minimax fits for the relative error of exp, coefficients
-    // rounded to float; relative error 1.6e-9 (16 steps, degree 3) and 1.9e-10 (8, degree 4).
-    V q;
-    if constexpr (S::kTableBits == 4) {
-      q = S::fmadd(S::set1(0x1.5555fap-3f), t, S::set1(0x1.00021ep-1f));
-    } else {
-      q = S::fmadd(S::set1(0x1.554842p-5f), t, S::set1(0x1.555c76p-3f));
-      q = S::fmadd(q, t, S::set1(0x1.000000p-1f));
-    }
-    return {S::fmadd(S::mul(t, t), q, t), n, z};
+    V a = S::fmadd(n, red.neg_step_hi, x);
+    a = S::fmadd(n, red.neg_step_lo, a);
+    V q = red.coefficients[kDegree - 1];
+    for (int i = kDegree - 2; i >= 0; --i) q = S::fmadd(q, a, red.coefficients[i]);
+    return {S::mul(q, a), n, z};
   }
-  // max(floor, x): -inf and very negative inputs become kExpInputFloor, whose exp is exactly 0
+  // max(floor, x): -inf and very negative inputs become the floor, whose exp is exactly 0
   // relative to any row on the fast path. NaN passes through (x86 max returns its 2nd operand).
-  static V floor_input(V x) { return S::max(S::set1(kExpInputFloor), x); }
+  static V floor_input(V x, const Reduction& red) { return S::max(red.input_floor, x); }
   // The exponent argument n / 2^b - e for an integer e: S::scale applies 2^floor(.) of it.
   static V exponent_arg(V n, V e) { return S::fmadd(n, S::set1(1.0f / kTableSize), S::sub(S::set1(0.0f), e)); }
 
@@ -123,14 +150,16 @@ struct SimdKernels {
     return S::scale(mantissa_sum, arg);
   }
 
-  // The table steps n of x (as exp_parts rounds them), and the exponent floor(n / 2^b) of a
+  // The table steps n of x / t (as exp_parts rounds them), and the exponent floor(n / 2^b) of a
   // maximum; scalar twins for a row's maximum.
-  static V steps_of(V x) {
-    return S::sub(S::fmadd(x, S::set1(kStepsPerUnit), S::set1(kRoundingBias)), S::set1(kRoundingBias));
+  static V steps_of(V x, const Reduction& red) {
+    return S::sub(S::fmadd(x, S::set1(red.steps_per_unit), S::set1(kRoundingBias)), S::set1(kRoundingBias));
   }
   static V exponent_of_steps(V steps) { return S::floor(S::mul(steps, S::set1(1.0f / kTableSize))); }
-  static float steps_of(float x) { return std::fma(x, kStepsPerUnit, kRoundingBias) - kRoundingBias; }
-  static float exponent_of(float x) { return std::floor(steps_of(x) / kTableSize); }
+  static float exponent_of(float x, const Reduction& red) {
+    return std::floor((std::fma(x, red.steps_per_unit, kRoundingBias) - kRoundingBias) / kTableSize);
+  }
+  static float exponent_of(float x, Temperature t) { return exponent_of(x, Reduction(t)); }
 
   // ---- Row sweeps ------------------------------------------------------------------------
   static void load_block(const float* x, std::size_t valid, V fill, Block& v) {
@@ -251,25 +280,27 @@ struct SimdKernels {
     }
   };
 
-  // log(sum(exp(x - max))) for a row sum of sum * 2^exponent: >= 0, as the max contributes
-  // exp(0) = 1, so log-softmax outputs (x - max) - it are never positive.
-  static float log_sum_above_max(double sum, float exponent, float max) {
-    return static_cast<float>(std::fmax(0.0, std::log(sum) + (exponent * kLn2 - max)));
+  // log(sum(exp((x - max) / t))) for a row sum of sum * 2^exponent: >= 0, as the max contributes
+  // exp(0) = 1, so log-softmax outputs (x - max) / t - it are never positive.
+  static float log_sum_above_max(double sum, float exponent, float max, Temperature t) {
+    return static_cast<float>(std::fmax(0.0, std::log(sum) + (exponent * kLn2 - max * t.inverse)));
   }
 
-  // log_softmax output (x - max) - log(sum(exp(x - max))), the row sum being sum * 2^e.
-  static void write_log_softmax(std::size_t n, const float* x, float* y, double sum, float exponent,
-                                float max) {
-    const V log_sum = S::set1(log_sum_above_max(sum, exponent, max));
+  // log_softmax output (x - max) / t - log(sum(exp((x - max) / t))), the row sum being sum * 2^e.
+  static void write_log_softmax(std::size_t n, const float* x, float* y, double sum, float exponent, float max,
+                                Temperature t) {
+    const V log_sum = S::set1(log_sum_above_max(sum, exponent, max, t));
     const V shift = S::set1(max);
-    write_pass(n, x, y, [&](V v) { return S::sub(S::sub(v, shift), log_sum); });
+    const V inverse = S::set1(static_cast<float>(t.inverse));  // 1 for t = 1: the FMA is then a subtraction
+    write_pass(n, x, y, [&](V v) { return S::fmadd(S::sub(v, shift), inverse, S::sub(S::set1(0.0f), log_sum)); });
   }
-  // softmax output exp(x) / (sum * 2^e): the table carries 1/sum, so each normal output rounds
-  // once (subnormal ones twice, the second time in vscalefps or the exponent-bits scaling).
-  static void write_softmax(std::size_t n, const float* x, float* y, double sum, float exponent) {
+  // softmax output exp(x / t) / (sum * 2^e): the table carries 1/sum, so each normal output
+  // rounds once (subnormal ones twice, the second time in vscalefps or the exponent-bits scaling).
+  static void write_softmax(std::size_t n, const float* x, float* y, double sum, float exponent, Temperature t) {
+    const Reduction red(t);
     const ExpTable table(1.0 / sum);
     const V e = S::set1(exponent);
-    write_pass(n, x, y, [&](V v) { return exp_output(exp_parts(floor_input(v)), e, table); });
+    write_pass(n, x, y, [&](V v) { return exp_output(exp_parts(floor_input(v, red), red), e, table); });
   }
 
   // ---- The algorithms ----------------------------------------------------------------------
@@ -277,15 +308,16 @@ struct SimdKernels {
   // Three-pass: max, then sum of exp(x) * 2^-E with E the exponent of the max. kStore: the
   // reloading variant stores those terms in y for the last pass to scale.
   template <bool kStore>
-  static double sum_below_max(std::size_t n, const float* x, float* y, float exponent) {
+  static double sum_below_max(std::size_t n, const float* x, float* y, float exponent, Temperature t) {
+    const Reduction red(t);
     const V e = S::set1(exponent);
     const ExpTable table(1.0);
     typename S::Wide sum;
     V stored_error = S::set1(0.0f);
-    sweep(n, x, kExpInputFloor, [&](const Block& v, std::size_t i, std::size_t valid) {
+    sweep(n, x, -std::numeric_limits<float>::infinity(), [&](const Block& v, std::size_t i, std::size_t valid) {
       Block terms;
       for (int j = 0; j < kUnroll; ++j) {
-        const ExpParts ex = exp_parts(floor_input(v[j]));
+        const ExpParts ex = exp_parts(floor_input(v[j], red), red);
         if constexpr (kStore) {
           V error;
           terms[j] = exp_output_and_error(ex, e, table, &error);
@@ -302,21 +334,21 @@ struct SimdKernels {
   }
 
   template <bool kLog>
-  static void three_pass_recompute(std::size_t n, const float* x, float* y) {
+  static void three_pass_recompute(std::size_t n, const float* x, float* y, Temperature t) {
     const float max = row_max(n, x);
-    if (!fast_row_max(max)) return checked_row(n, x, y, kLog);
-    const float exponent = exponent_of(max);
-    const double sum = sum_below_max<false>(n, x, nullptr, exponent);
+    if (!fast_row_max(max, t)) return checked_row(n, x, y, kLog, t);
+    const float exponent = exponent_of(max, t);
+    const double sum = sum_below_max<false>(n, x, nullptr, exponent, t);
     // With a finite max every term is below 2, so a non-finite sum means a NaN in the row.
     if (!std::isfinite(sum)) return fill_nan(n, y);
-    if (kLog) return write_log_softmax(n, x, y, sum, exponent, max);
-    write_softmax(n, x, y, sum, exponent);
+    if (kLog) return write_log_softmax(n, x, y, sum, exponent, max, t);
+    write_softmax(n, x, y, sum, exponent, t);
   }
 
-  static void three_pass_reload(std::size_t n, const float* x, float* y) {
+  static void three_pass_reload(std::size_t n, const float* x, float* y, Temperature t) {
     const float max = row_max(n, x);
-    if (!fast_row_max(max)) return checked_row(n, x, y, false);
-    const double sum = sum_below_max<true>(n, x, y, exponent_of(max));
+    if (!fast_row_max(max, t)) return checked_row(n, x, y, false, t);
+    const double sum = sum_below_max<true>(n, x, y, exponent_of(max, t), t);
     if (!std::isfinite(sum)) return fill_nan(n, y);  // a NaN; x may already be overwritten
     scale_pass(n, y, 1.0 / sum);
   }
@@ -337,14 +369,15 @@ struct SimdKernels {
   // relative to the largest exponent seen (per lane, checked once per block), so no max pass is
   // needed. kMax: also keep the row maximum (log-softmax's output pass subtracts it first).
   template <bool kMax>
-  static RowTotal two_pass_total(std::size_t n, const float* x) {
+  static RowTotal two_pass_total(std::size_t n, const float* x, Temperature t) {
+    const Reduction red(t);
     const ExpTable table(1.0);
     PairSum total;
     V running_max = S::set1(-std::numeric_limits<float>::infinity());
-    sweep(n, x, kExpInputFloor, [&](const Block& v, std::size_t, std::size_t) {
+    sweep(n, x, -std::numeric_limits<float>::infinity(), [&](const Block& v, std::size_t, std::size_t) {
       if constexpr (kMax) running_max = S::max(running_max, max_block(v));
       ExpParts ex[kUnroll];
-      for (int j = 0; j < kUnroll; ++j) ex[j] = exp_parts(floor_input(v[j]));
+      for (int j = 0; j < kUnroll; ++j) ex[j] = exp_parts(floor_input(v[j], red), red);
       const V n_max = S::max(S::max(ex[0].n, ex[1].n), S::max(ex[2].n, ex[3].n));
       total.raise_exponent(S::max(total.e, exponent_of_steps(n_max)));
       total.add_terms(ex, table);
@@ -352,8 +385,8 @@ struct SimdKernels {
     return total.row_total(S::reduce_max(running_max));
   }
   template <bool kLog>
-  static void two_pass(std::size_t n, const float* x, float* y) {
-    finish(n, x, y, two_pass_total<kLog>(n, x), kLog);
+  static void two_pass(std::size_t n, const float* x, float* y, Temperature t) {
+    finish(n, x, y, two_pass_total<kLog>(n, x, t), kLog, t);
   }
 
   // Online (Milakov & Gimelshein): one pass keeps a running max and a running sum d, rescaled
@@ -361,35 +394,37 @@ struct SimdKernels {
   // rescale exp(m_old - m_new) is the exact power of two 2^(E_old - E_new), once per block.
   // visit(block, block_max, i, valid) sees each block of the sweep (softmax_topk's selection).
   template <class Visit>
-  static RowTotal online_total(std::size_t n, const float* x, Visit&& visit) {
+  static RowTotal online_total(std::size_t n, const float* x, Temperature t, Visit&& visit) {
+    const Reduction red(t);
     const ExpTable table(1.0);
     PairSum total;
-    V running_max = S::set1(kExpInputFloor);
-    sweep(n, x, kExpInputFloor, [&](const Block& v, std::size_t i, std::size_t valid) {
+    V running_max = red.input_floor;
+    sweep(n, x, -std::numeric_limits<float>::infinity(), [&](const Block& v, std::size_t i, std::size_t valid) {
       const V block_max = max_block(v);
       visit(v, block_max, i, valid);
       running_max = S::max(running_max, block_max);
       ExpParts ex[kUnroll];
-      for (int j = 0; j < kUnroll; ++j) ex[j] = exp_parts(floor_input(v[j]));
-      total.raise_exponent(exponent_of_steps(steps_of(running_max)));
+      for (int j = 0; j < kUnroll; ++j) ex[j] = exp_parts(floor_input(v[j], red), red);
+      total.raise_exponent(exponent_of_steps(steps_of(running_max, red)));
       total.add_terms(ex, table);
     });
     return total.row_total(S::reduce_max(running_max));
   }
-  static RowTotal online_total(std::size_t n, const float* x) {
-    return online_total(n, x, [](const Block&, V, std::size_t, std::size_t) {});
+  static RowTotal online_total(std::size_t n, const float* x, Temperature t) {
+    return online_total(n, x, t, [](const Block&, V, std::size_t, std::size_t) {});
   }
   template <bool kLog>
-  static void online(std::size_t n, const float* x, float* y) {
-    finish(n, x, y, online_total(n, x), kLog);
+  static void online(std::size_t n, const float* x, float* y, Temperature t) {
+    finish(n, x, y, online_total(n, x, t), kLog, t);
   }
 
   // Fused softmax + top-k (Milakov & Gimelshein, Alg. 4): the online pass, offering the selector
   // every input above its threshold. A block is looked at lane by lane only when its maximum
   // exceeds the threshold, which after the first blocks of a row is rare.
-  static bool topk_pass(std::size_t n, const float* x, TopkSelector<float>& selector, TopkTotal<float>* out) {
+  static bool topk_pass(std::size_t n, const float* x, Temperature t, TopkSelector<float>& selector,
+                        TopkTotal<float>* out) {
     float threshold = selector.threshold();
-    const RowTotal total = online_total(n, x, [&](const Block& v, V block_max, std::size_t i, std::size_t valid) {
+    const RowTotal total = online_total(n, x, t, [&](const Block& v, V block_max, std::size_t i, std::size_t valid) {
       if (!S::any_greater(block_max, S::set1(threshold))) return;
       float lanes[kBlock];
       for (int j = 0; j < kUnroll; ++j) S::store(lanes + j * kWidth, v[j]);
@@ -403,15 +438,15 @@ struct SimdKernels {
   }
 
   // Pass 2 of two-pass and online.
-  static void finish(std::size_t n, const float* x, float* y, const RowTotal& total, bool log) {
-    if (!fast_row_total(total.sum, total.exponent)) return checked_row(n, x, y, log);
-    if (log) return write_log_softmax(n, x, y, total.sum, total.exponent, total.max);
-    write_softmax(n, x, y, total.sum, total.exponent);
+  static void finish(std::size_t n, const float* x, float* y, const RowTotal& total, bool log, Temperature t) {
+    if (!fast_row_total(total.sum, total.exponent)) return checked_row(n, x, y, log, t);
+    if (log) return write_log_softmax(n, x, y, total.sum, total.exponent, total.max, t);
+    write_softmax(n, x, y, total.sum, total.exponent, t);
   }
 
   // Reads x twice (a max, then a scaling) and writes y once with trivial arithmetic: the memory
   // traffic of two-pass and online without their exponentials, a speed bound for them.
-  static void read_twice_write_once(std::size_t n, const float* x, float* y) {
+  static void read_twice_write_once(std::size_t n, const float* x, float* y, Temperature) {
     const V scale = S::set1(1.0f / (1.0f + std::fabs(row_max(n, x))));
     write_pass(n, x, y, [&](V v) { return S::mul(v, scale); });
   }
