@@ -71,8 +71,9 @@ struct SimdKernels {
     V neg_step_hi, neg_step_lo;  // -t ln(2) / 2^b as hi + lo
     V coefficients[kDegree];     // of a^(i+1) in exp(a / t) - 1
     V input_floor;               // kExpInputFloor * t, at least the lowest float
+    bool unit;                   // t = 1
 
-    explicit Reduction(Temperature t) : temperature(t) {
+    explicit Reduction(Temperature t) : temperature(t), unit(t.value == 1.0) {
       steps_per_unit = static_cast<float>(kStepsPerUnit * t.inverse);
       const float step_hi = static_cast<float>(kStepHi * t.value);  // kStepHi itself for t = 1
       const double step = kLn2 / kTableSize * t.value;
@@ -99,8 +100,12 @@ struct SimdKernels {
     V a = S::fmadd(n, red.neg_step_hi, x);
     a = S::fmadd(n, red.neg_step_lo, a);
     V q = red.coefficients[kDegree - 1];
-    for (int i = kDegree - 2; i >= 0; --i) q = S::fmadd(q, a, red.coefficients[i]);
-    return {S::mul(q, a), n, z};
+    for (int i = kDegree - 2; i >= 1; --i) q = S::fmadd(q, a, red.coefficients[i]);
+    // r = a * (c[0] + a * q): at t = 1 (c[0] = 1) as a + a^2 q, one step shallower (measured
+    // 3-7% faster); at other t by Horner's last step, as many instructions. The branch is the
+    // same for a whole call, so the compiler takes it out of the loops.
+    const V r = red.unit ? S::fmadd(S::mul(a, a), q, a) : S::mul(S::fmadd(q, a, red.coefficients[0]), a);
+    return {r, n, z};
   }
   // max(floor, x): -inf and very negative inputs become the floor, whose exp is exactly 0
   // relative to any row on the fast path. NaN passes through (x86 max returns its 2nd operand).
