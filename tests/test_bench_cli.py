@@ -23,7 +23,7 @@ TIMEOUT_SECONDS = 120
 
 
 def run_bench(*arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*BENCH, *arguments], capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
+    return subprocess.run([*BENCH, *arguments], capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False)
 
 
 def check_document(document: dict, *, function: str, dtype: str) -> None:
@@ -115,6 +115,48 @@ def test_log_softmax_float64_run(tmp_path: Path) -> None:
     assert all(m["ratio_to_bound"] is None for m in document["measurements"])
 
 
+def test_topk_run_compares_fused_with_softmax_then_topk(tmp_path: Path) -> None:
+    """--topk: per size and k, softmax_topk and its peers, each with its ratio to softmax_topk."""
+    json_path = tmp_path / "bench.json"
+    proc = run_bench(
+        "--topk",
+        "1,5",
+        "--quick",
+        "--rows",
+        "4",
+        "--sizes",
+        "1e3,3000",
+        "--repeats",
+        str(REPEATS),
+        "--json",
+        str(json_path),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "benchmark: softmax_topk (k 1,5), float32, 4 row(s)" in proc.stdout
+    assert "x softmax_topk" in proc.stdout
+    document = json.loads(json_path.read_text())
+    settings = document["settings"]
+    assert settings["function"] == "softmax_topk"
+    assert settings["topk"] == [1, 5]
+    assert settings["rows"] == 4 and settings["sizes"] == SIZES and settings["repeats"] == REPEATS
+    names = {"fastsoftmax softmax_topk", "softmax + argpartition", "torch softmax + topk"} - set(document["skipped"])
+    assert "softmax + argpartition" in names  # NumPy and fastsoftmax alone: never skipped
+    measurements = document["measurements"]
+    keys = [(m["size"], m["k"], m["candidate"]) for m in measurements]
+    assert sorted(keys) == sorted((size, k, name) for size in SIZES for k in (1, 5) for name in names)
+    for m in measurements:
+        assert len(m["times_s"]) == REPEATS and all(t > 0 for t in m["times_s"])
+        assert min(m["times_s"]) <= m["median_s"] <= max(m["times_s"])
+        assert m["ratio_to_fused"] > 0
+        if m["kind"] == "fastsoftmax":
+            assert m["ratio_to_fused"] == 1.0
+    # The table's lines "k candidate ms/call x-softmax_topk" say what the JSON file says.
+    table_rows = [words for words in map(str.split, proc.stdout.splitlines()) if words and words[0].isdigit()]
+    assert sorted((int(words[0]), " ".join(words[1:-2]), words[-1]) for words in table_rows) == sorted(
+        (m["k"], m["candidate"], f"{m['ratio_to_fused']:.2f}") for m in measurements
+    )
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [
@@ -124,12 +166,15 @@ def test_log_softmax_float64_run(tmp_path: Path) -> None:
         (["--sizes", "1e3,0"], "'0' is not a positive whole number"),
         (["--dtype", "int8"], "invalid choice: 'int8'"),
         (["--repeats", "0"], "'0' is not a positive integer"),
-        (["--topk", "5"], "--topk needs fastsoftmax.softmax_topk (not available in this version)"),
+        (["--topk", "0"], "'0' is not a positive integer"),
+        (["--topk", "x"], "'x' is not an integer"),
+        (["--topk", "1,,5"], "'' is not an integer"),
+        (["--topk", "5", "--log"], "--topk does not take --log"),
+        (["--topk", "5", "--isa", "scalar"], "--topk does not take --isa"),
+        (["--topk", "2000", "--sizes", "1e3,1e4"], "--topk 2000 is more than the row length 1000"),
     ],
 )
 def test_bad_arguments_are_usage_errors(arguments: list[str], message: str) -> None:
-    if "--topk" in arguments and hasattr(fastsoftmax, "softmax_topk"):
-        pytest.skip("softmax_topk exists in this version")
     proc = run_bench(*arguments)
     assert proc.returncode == 2
     assert proc.stderr.startswith("usage:")
@@ -147,6 +192,6 @@ def test_console_script() -> None:
     script = Path(sys.executable).parent / "fastsoftmax-bench"
     if not script.exists():
         pytest.skip("fastsoftmax-bench is not installed next to this Python")
-    proc = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
+    proc = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False)
     assert proc.returncode == 0
     assert proc.stdout.startswith("usage: fastsoftmax-bench")

@@ -18,7 +18,7 @@ Candidates
 unless ``--rows`` and ``--sizes`` say otherwise, for each K:
 - ``fastsoftmax.softmax_topk(x, K, num_threads=--threads)`` (one pass, results sorted);
 - softmax + argpartition: ``fastsoftmax.softmax(x, out=y, num_threads=--threads)``, then
-  ``np.argpartition(-y, K - 1)[:, :K]`` and a ``np.take_along_axis`` gather of the values (the
+  ``np.argpartition(y, -K)[:, -K:]`` and a ``np.take_along_axis`` gather of the values (the
   selection on one thread, results not sorted);
 - PyTorch, when importable: ``torch.topk(torch.softmax(x, -1, out=y), K)`` (sorted),
   ``torch.set_num_threads(--threads)``.
@@ -346,7 +346,8 @@ def softmax_argpartition(x: np.ndarray, y: np.ndarray, k: int, threads: int) -> 
     """The k largest probabilities of each row and their indices, in no particular order: the
     softmax into y, then NumPy's selection."""
     fastsoftmax.softmax(x, out=y, num_threads=threads)
-    indices = np.argpartition(-y, k - 1, axis=-1)[:, :k]
+    # The k largest sit at the end after partitioning at -k; partitioning -y instead would copy y.
+    indices = np.argpartition(y, -k, axis=-1)[:, -k:]
     return np.take_along_axis(y, indices, axis=-1), indices
 
 
@@ -599,27 +600,39 @@ def header(args: argparse.Namespace, machine: dict[str, Any], skipped: dict[str,
             "vs best peer: best peer time / time (> 1: fastsoftmax faster)"
         )
     lines = [
-        f"fastsoftmax {fastsoftmax.__version__} benchmark: {function}, {args.dtype}, "
-        f"{args.rows} row(s) x size per call, input {dist}",
-        f"CPU: {machine['cpu_model']} ({machine['logical_cpus']} logical CPUs), last-level cache "
-        f"{machine['llc_bytes'] >> 20} MiB, ISAs: {', '.join(machine['available_isas'])}",
+        (
+            f"fastsoftmax {fastsoftmax.__version__} benchmark: {function}, {args.dtype}, "
+            f"{args.rows} row(s) x size per call, input {dist}"
+        ),
+        (
+            f"CPU: {machine['cpu_model']} ({machine['logical_cpus']} logical CPUs), last-level cache "
+            f"{machine['llc_bytes'] >> 20} MiB, ISAs: {', '.join(machine['available_isas'])}"
+        ),
         threads,
-        f"each value: median of {args.repeats} repeats of a sample of calls lasting >= "
-        f"{args.min_sample_seconds * 1e3:g} ms; candidates interleaved; inputs and outputs rotated over "
-        f"> {ROTATION_LLC_MULTIPLE}x the last-level cache",
+        (
+            f"each value: median of {args.repeats} repeats of a sample of calls lasting >= "
+            f"{args.min_sample_seconds * 1e3:g} ms; candidates interleaved; inputs and outputs rotated over "
+            f"> {ROTATION_LLC_MULTIPLE}x the last-level cache"
+        ),
         legend,
     ]
     lines += [f"skipped: {name} ({why})" for name, why in skipped.items()]
     return "\n".join(lines)
 
 
+def size_title(record: dict[str, Any]) -> str:
+    """The line above the table of one size, from any of its measurement records."""
+    return (
+        f"\nsize {format_size(record['size'])} ({record['rows']} x {record['size']} elements, "
+        f"{record['buffer_pairs']} buffer pairs)"
+    )
+
+
 def size_table(records: list[dict[str, Any]]) -> str:
     """The table of one size, from its measurement records: one line per candidate."""
-    first = records[0]
     name_width = max(len(record["candidate"]) for record in records)
     lines = [
-        f"\nsize {format_size(first['size'])} ({first['rows']} x {first['size']} elements, "
-        f"{first['buffer_pairs']} buffer pairs)",
+        size_title(records[0]),
         f"  {'candidate':{name_width}}  {'ns/elem':>9}  {'GB/s':>7}  {'x bound':>7}  {'vs best peer':>12}",
     ]
     for record in records:
@@ -635,12 +648,10 @@ def size_table(records: list[dict[str, Any]]) -> str:
 
 def topk_table(records: list[dict[str, Any]]) -> str:
     """The --topk table of one size, from its measurement records: one line per k and candidate."""
-    first = records[0]
     name_width = max(len(record["candidate"]) for record in records)
     k_width = max(len(str(record["k"])) for record in records)
     lines = [
-        f"\nsize {format_size(first['size'])} ({first['rows']} x {first['size']} elements, "
-        f"{first['buffer_pairs']} buffer pairs)",
+        size_title(records[0]),
         f"  {'k':>{k_width}}  {'candidate':{name_width}}  {'ms/call':>9}  {'x softmax_topk':>14}",
     ]
     for record in records:
@@ -781,7 +792,7 @@ sample. GB/s counts 3 x itemsize bytes per element (read twice, write once) for 
 are far slower, much longer: narrow it with --sizes or --isa).
 
 --topk K[,K...] times, for each K, fastsoftmax.softmax_topk(x, K) (fused: one pass, the softmax
-never written) against fastsoftmax.softmax(x, out=y) followed by np.argpartition(-y, K-1)[:, :K]
+never written) against fastsoftmax.softmax(x, out=y) followed by np.argpartition(y, -K)[:, -K:]
 and a np.take_along_axis gather (values and indices, not sorted), and against
 torch.topk(torch.softmax(x, -1, out=y), K), on 64 rows x 128256 (an LLM vocabulary) unless
 --rows and --sizes say otherwise. The table gives ms per call and x softmax_topk, each
