@@ -431,10 +431,17 @@ struct SimdKernels {
     float threshold = selector.threshold();
     const RowTotal total = online_total(n, x, t, [&](const Block& v, V block_max, std::size_t i, std::size_t valid) {
       if (!S::any_greater(block_max, S::set1(threshold))) return;
-      float lanes[kBlock];
-      for (int j = 0; j < kUnroll; ++j) S::store(lanes + j * kWidth, v[j]);
-      for (std::size_t l = 0; l < valid; ++l) {
-        if (lanes[l] > threshold) threshold = selector.offer(lanes[l], i + l);
+      float lanes[kWidth];
+      for (int j = 0; j < kUnroll && j * kWidth < valid; ++j) {
+        // Only the lanes above the threshold, which an offer may raise as it goes.
+        unsigned above = S::greater_mask(v[j], S::set1(threshold));
+        if (above == 0) continue;
+        S::store(lanes, v[j]);
+        for (; above != 0; above &= above - 1) {
+          const std::size_t lane = static_cast<std::size_t>(__builtin_ctz(above));
+          const std::size_t index = j * kWidth + lane;
+          if (index < valid && lanes[lane] > threshold) threshold = selector.offer(lanes[lane], i + index);
+        }
       }
     });
     if (!fast_row_total(total.sum, total.exponent)) return false;

@@ -73,8 +73,11 @@ struct Avx2 {
     return _mm_cvtss_f32(m);
   }
 
-  // Whether a > b in any lane.
-  static bool any_greater(V a, V b) { return _mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_GT_OQ)) != 0; }
+  // Whether a > b in any lane; a bit per lane where a > b.
+  static bool any_greater(V a, V b) { return greater_mask(a, b) != 0; }
+  static unsigned greater_mask(V a, V b) {
+    return static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_GT_OQ)));
+  }
 
   // Eight double-precision lanes for sums that must not lose accuracy over long rows.
   struct Wide {

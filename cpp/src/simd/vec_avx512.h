@@ -44,8 +44,9 @@ struct Avx512 {
   static V load_table(const float* table16) { return _mm512_loadu_ps(table16); }
   static V lookup(V table, V index) { return _mm512_permutexvar_ps(_mm512_castps_si512(index), table); }
   static float reduce_max(V a) { return _mm512_reduce_max_ps(a); }
-  // Whether a > b in any lane.
+  // Whether a > b in any lane; a bit per lane where a > b.
   static bool any_greater(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ) != 0; }
+  static unsigned greater_mask(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
 
   // Sixteen double-precision lanes for sums that must not lose accuracy over long rows.
   struct Wide {
