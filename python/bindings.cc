@@ -42,6 +42,41 @@ bool element_strides(const py::array& a, std::vector<std::ptrdiff_t>* strides) {
   return true;
 }
 
+// The element types the kernels take, as NumPy dtypes in native byte order: float32, float64,
+// float16, and bfloat16 (ml_dtypes.bfloat16, whose dtype is named "bfloat16").
+enum class Element { kFloat32, kFloat64, kFloat16, kBFloat16, kUnsupported };
+
+Element element_of(const py::array& a) {
+  const py::dtype dtype = a.dtype();
+  if (!dtype.attr("isnative").cast<bool>()) return Element::kUnsupported;
+  if (dtype.kind() == 'f') {
+    switch (dtype.itemsize()) {
+      case 4: return Element::kFloat32;
+      case 8: return Element::kFloat64;
+      case 2: return Element::kFloat16;
+      default: return Element::kUnsupported;
+    }
+  }
+  if (dtype.itemsize() == 2 && dtype.attr("name").cast<std::string>() == "bfloat16") return Element::kBFloat16;
+  return Element::kUnsupported;
+}
+
+// Calls fn(T{}) with the element type of a and b, which must be one and the same.
+template <class Fn>
+void with_element_type(const py::array& a, const py::array& b, const char* names, Fn&& fn) {
+  const Element element = element_of(a);
+  if (element == Element::kUnsupported || element_of(b) != element) {
+    throw py::type_error(std::string(names) + " must have one dtype: float32, float64, float16 or bfloat16");
+  }
+  switch (element) {
+    case Element::kFloat32: return fn(float{});
+    case Element::kFloat64: return fn(double{});
+    case Element::kFloat16: return fn(Float16{});
+    case Element::kBFloat16: return fn(BFloat16{});
+    case Element::kUnsupported: break;
+  }
+}
+
 // Calls `call(x_offset, y_offset, layout)` for the rows of x and y, stopping at the first
 // error. The last axis is the softmax axis (its length is x's; y's may differ, as top-k's does),
 // the one before it the batch of rows; any axes before those are walked here, so every strided
@@ -140,13 +175,9 @@ void topk(const py::array& x, py::array& values, py::array& indices, std::size_t
   if (!values.writeable() || !indices.writeable()) throw py::value_error("values and indices must be writable");
   if (!py::isinstance<py::array_t<std::int64_t>>(indices)) throw py::type_error("indices must be int64");
   const Options options{Algorithm::kOnline, isa_from_name(isa), num_threads, temperature};
-  if (py::isinstance<py::array_t<float>>(x) && py::isinstance<py::array_t<float>>(values)) {
-    run_topk<float>(x, values, indices, k, sorted, options);
-  } else if (py::isinstance<py::array_t<double>>(x) && py::isinstance<py::array_t<double>>(values)) {
-    run_topk<double>(x, values, indices, k, sorted, options);
-  } else {
-    throw py::type_error("x and values must both be float32 or both float64");
-  }
+  with_element_type(x, values, "x and values", [&](auto element) {
+    run_topk<decltype(element)>(x, values, indices, k, sorted, options);
+  });
 }
 
 void compute(const py::array& x, py::array& y, const std::string& algorithm, const std::string& isa, bool log,
@@ -158,13 +189,7 @@ void compute(const py::array& x, py::array& y, const std::string& algorithm, con
   }
   if (!y.writeable()) throw py::value_error("output array is read-only");
   const Options options{algorithm_from_name(algorithm), isa_from_name(isa), num_threads, temperature};
-  if (py::isinstance<py::array_t<float>>(x) && py::isinstance<py::array_t<float>>(y)) {
-    run<float>(x, y, options, log);
-  } else if (py::isinstance<py::array_t<double>>(x) && py::isinstance<py::array_t<double>>(y)) {
-    run<double>(x, y, options, log);
-  } else {
-    throw py::type_error("x and y must both be float32 or both float64");
-  }
+  with_element_type(x, y, "x and y", [&](auto element) { run<decltype(element)>(x, y, options, log); });
 }
 
 std::vector<std::string> isa_names(const std::vector<Isa>& isas) {
@@ -224,6 +249,7 @@ PYBIND11_MODULE(_core, m) {
     py::dict d;
     d["avx2"] = f.avx2;
     d["fma"] = f.fma;
+    d["f16c"] = f.f16c;
     d["avx512f"] = f.avx512f;
     d["avx512dq"] = f.avx512dq;
     d["avx512bw"] = f.avx512bw;

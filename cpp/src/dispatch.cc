@@ -59,6 +59,7 @@ CpuFeatures detect_cpu_features() {
   const bool osxsave = bit(leaf1.ecx, 27);
   const bool avx = bit(leaf1.ecx, 28);
   f.fma = bit(leaf1.ecx, 12);
+  f.f16c = bit(leaf1.ecx, 29);
   if (osxsave) {
     const unsigned long long xcr0 = read_xcr0();
     constexpr unsigned long long kSseAvxState = 0x6;   // XMM and YMM upper halves
@@ -84,8 +85,8 @@ bool cpu_runs(Isa isa) {
   const CpuFeatures& f = cpu_features();
   switch (isa) {
     case Isa::kScalar: return true;
-    case Isa::kAvx2: return f.avx2 && f.fma && f.os_saves_ymm;
-    case Isa::kAvx512: return f.avx512f && f.avx2 && f.fma && f.os_saves_zmm;
+    case Isa::kAvx2: return f.avx2 && f.fma && f.f16c && f.os_saves_ymm;
+    case Isa::kAvx512: return f.avx512f && f.avx512bw && f.avx512vl && f.avx2 && f.fma && f.f16c && f.os_saves_zmm;
     default: return false;
   }
 }

@@ -8,10 +8,13 @@
 
 namespace fastsoftmax {
 
-// The type the scalar and checked kernels compute T-typed rows in: double for float rows, long
-// double for double rows.
+// The type rows of T-typed elements are computed and compared in: float for the 16-bit types, T
+// otherwise; and the wider type of the scalar and checked kernels' sums: long double for double
+// rows, double for the others.
 template <class T>
-using WideOf = std::conditional_t<std::is_same_v<T, float>, double, long double>;
+using ComputeOf = std::conditional_t<std::is_same_v<T, double>, double, float>;
+template <class T>
+using WideOf = std::conditional_t<std::is_same_v<T, double>, long double, double>;
 
 // softmax(x / temperature): every kernel takes the call's temperature and its inverse.
 struct Temperature {
@@ -37,7 +40,8 @@ struct TopkTotal;
 // threshold, and returns false, with total unset, for rows that the checked path must take (NaN,
 // +inf, only -inf, values beyond the fast range).
 template <class T>
-using TopkPass = bool (*)(std::size_t n, const T* x, Temperature t, TopkSelector<T>& selector, TopkTotal<T>* total);
+using TopkPass = bool (*)(std::size_t n, const T* x, Temperature t, TopkSelector<ComputeOf<T>>& selector,
+                          TopkTotal<ComputeOf<T>>* total);
 
 // Indexed by algorithm (kTwoPass .. kOnline) minus 1.
 inline constexpr int kNumAlgorithms = 4;
@@ -85,16 +89,32 @@ struct ColumnKernels {
 
 // The kernels of one ISA; a null float64 table means float64 runs the scalar kernels, a null
 // split table that rows of this ISA are never split across threads, null column kernels that
-// strided rows are gathered one by one.
+// strided rows are gathered one by one. The float16 and bfloat16 kernels compute in float32.
 struct IsaKernels {
   RowKernels<float> f32;
   const RowKernels<double>* f64;
+  RowKernels<Float16> f16;
+  RowKernels<BFloat16> bf16;
   RowKernel<float> read_twice_write_once;  // the memory-traffic floor of two-pass and online
   const SplitRowKernels* split;
   const ColumnKernels* columns;
 };
 
 extern const IsaKernels kScalarKernels;
+
+// The ISA's kernels for rows of T (float64 without kernels of the ISA's own: the scalar ones).
+template <class T>
+const RowKernels<T>& row_kernels(const IsaKernels& kernels) {
+  if constexpr (std::is_same_v<T, float>) {
+    return kernels.f32;
+  } else if constexpr (std::is_same_v<T, double>) {
+    return kernels.f64 != nullptr ? *kernels.f64 : *kScalarKernels.f64;
+  } else if constexpr (std::is_same_v<T, Float16>) {
+    return kernels.f16;
+  } else {
+    return kernels.bf16;
+  }
+}
 #if defined(FASTSOFTMAX_HAVE_AVX2)
 extern const IsaKernels kAvx2Kernels;
 #endif

@@ -301,5 +301,7 @@ void run_rows(const RowJob<T>& job, int requested_threads) {
 
 template void run_rows<float>(const RowJob<float>&, int);
 template void run_rows<double>(const RowJob<double>&, int);
+template void run_rows<Float16>(const RowJob<Float16>&, int);
+template void run_rows<BFloat16>(const RowJob<BFloat16>&, int);
 
 }  // namespace fastsoftmax

@@ -49,20 +49,15 @@ Status run_call(const T* x, T* y, const RowLayout& layout, const Options& option
   if (rows > 1 && layout.y_row_stride == 0) return Status::kInvalidArgument;
 
   // float64 runs the scalar kernels unless the ISA provides its own.
-  const RowKernels<T>* table;
-  if constexpr (std::is_same_v<T, float>) {
-    table = &kernels->f32;
-  } else if (kernels->f64 != nullptr) {
-    table = kernels->f64;
-  } else {
-    table = kScalarKernels.f64;
-    isa = Isa::kScalar;
-  }
+  const RowKernels<T>* table = &row_kernels<T>(*kernels);
+  if (std::is_same_v<T, double> && kernels->f64 == nullptr) isa = Isa::kScalar;
   const bool simd_f32 = std::is_same_v<T, float> && isa != Isa::kScalar;
   // Column blocks are read from memory a row at a time: the fewest passes win at every length.
   const bool columns = simd_f32 && kernels->columns != nullptr && columns_adjacent(layout);
+  // The SIMD reloading variant would store its terms in a 16-bit output, rounding them twice.
+  const bool half_simd = sizeof(T) == 2 && isa != Isa::kScalar;
   const Algorithm algorithm = options.algorithm != Algorithm::kAuto ? options.algorithm
-                              : columns                             ? Algorithm::kTwoPass
+                              : columns || half_simd                ? Algorithm::kTwoPass
                                                                     : choose_algorithm(isa, n);
   // One-element rows (and 0-d inputs) are exactly 1 (log: 0), or NaN: the checked path says so
   // exactly, where the fast kernels could leave a rounding of exp(x) / exp(x).
@@ -95,13 +90,7 @@ Status run_topk(const T* x, const RowLayout& layout, std::size_t k, T* values, s
   if (k > 1 && layout.y_stride == 0) return Status::kInvalidArgument;
   if (layout.rows > 1 && layout.y_row_stride == 0) return Status::kInvalidArgument;
 
-  // float64 runs the scalar pass unless the ISA provides its own, as for softmax.
-  TopkPass<T> pass;
-  if constexpr (std::is_same_v<T, float>) {
-    pass = kernels->f32.topk;
-  } else {
-    pass = (kernels->f64 != nullptr ? kernels->f64 : kScalarKernels.f64)->topk;
-  }
+  const TopkPass<T> pass = row_kernels<T>(*kernels).topk;
   const TopkJob<T> job{x, values, indices, layout, k, sorted, Temperature::of(options.temperature), pass};
   run_topk_rows(job, options.num_threads);
   return Status::kOk;
@@ -139,10 +128,22 @@ Status softmax(const float* x, float* y, const RowLayout& layout, const Options&
 Status softmax(const double* x, double* y, const RowLayout& layout, const Options& options) {
   return run_call(x, y, layout, options, false);
 }
+Status softmax(const Float16* x, Float16* y, const RowLayout& layout, const Options& options) {
+  return run_call(x, y, layout, options, false);
+}
+Status softmax(const BFloat16* x, BFloat16* y, const RowLayout& layout, const Options& options) {
+  return run_call(x, y, layout, options, false);
+}
 Status log_softmax(const float* x, float* y, const RowLayout& layout, const Options& options) {
   return run_call(x, y, layout, options, true);
 }
 Status log_softmax(const double* x, double* y, const RowLayout& layout, const Options& options) {
+  return run_call(x, y, layout, options, true);
+}
+Status log_softmax(const Float16* x, Float16* y, const RowLayout& layout, const Options& options) {
+  return run_call(x, y, layout, options, true);
+}
+Status log_softmax(const BFloat16* x, BFloat16* y, const RowLayout& layout, const Options& options) {
   return run_call(x, y, layout, options, true);
 }
 
@@ -152,6 +153,14 @@ Status softmax_topk(const float* x, const RowLayout& layout, std::size_t k, floa
 }
 Status softmax_topk(const double* x, const RowLayout& layout, std::size_t k, double* values, std::int64_t* indices,
                     bool sorted, const Options& options) {
+  return run_topk(x, layout, k, values, indices, sorted, options);
+}
+Status softmax_topk(const Float16* x, const RowLayout& layout, std::size_t k, Float16* values,
+                    std::int64_t* indices, bool sorted, const Options& options) {
+  return run_topk(x, layout, k, values, indices, sorted, options);
+}
+Status softmax_topk(const BFloat16* x, const RowLayout& layout, std::size_t k, BFloat16* values,
+                    std::int64_t* indices, bool sorted, const Options& options) {
   return run_topk(x, layout, k, values, indices, sorted, options);
 }
 

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "dispatch.h"
+#include "half.h"
 #include "parallel.h"
 
 namespace fastsoftmax {
@@ -55,11 +56,12 @@ void TopkSelector<T>::keep_best() {
 }
 
 template <class T>
-const typename TopkSelector<T>::Candidate* TopkSelector<T>::finish(std::size_t n, const T* x, bool sorted) {
+template <class In>
+const typename TopkSelector<T>::Candidate* TopkSelector<T>::finish(std::size_t n, const In* x, bool sorted) {
   if (buffer_.size() > k_) keep_best();
   constexpr T kNegInf = -std::numeric_limits<T>::infinity();
   for (std::size_t i = 0; buffer_.size() < k_ && i < n; ++i) {
-    if (x[i] == kNegInf) buffer_.push_back({x[i], static_cast<std::int64_t>(i)});
+    if (widen(x[i]) == kNegInf) buffer_.push_back({kNegInf, static_cast<std::int64_t>(i)});
   }
   if (sorted) std::sort(buffer_.begin(), buffer_.end(), better<T>);
   return buffer_.data();
@@ -67,6 +69,10 @@ const typename TopkSelector<T>::Candidate* TopkSelector<T>::finish(std::size_t n
 
 template class TopkSelector<float>;
 template class TopkSelector<double>;
+template const TopkSelector<float>::Candidate* TopkSelector<float>::finish(std::size_t, const float*, bool);
+template const TopkSelector<float>::Candidate* TopkSelector<float>::finish(std::size_t, const Float16*, bool);
+template const TopkSelector<float>::Candidate* TopkSelector<float>::finish(std::size_t, const BFloat16*, bool);
+template const TopkSelector<double>::Candidate* TopkSelector<double>::finish(std::size_t, const double*, bool);
 
 namespace {
 
@@ -77,8 +83,8 @@ struct TopkOut {
   std::int64_t* indices;
   std::ptrdiff_t stride;
 
-  void set(std::size_t j, T value, std::int64_t index) const {
-    values[static_cast<std::ptrdiff_t>(j) * stride] = value;
+  void set(std::size_t j, WideOf<T> value, std::int64_t index) const {
+    values[static_cast<std::ptrdiff_t>(j) * stride] = narrow<T>(value);
     indices[static_cast<std::ptrdiff_t>(j) * stride] = index;
   }
 };
@@ -87,56 +93,59 @@ struct TopkOut {
 // probabilities (indices 0..k-1: equal values, lower index first); k entries equal to +inf share
 // the mass; only -inf gives NaN; huge finite values are computed relative to the row maximum.
 template <class T>
-void checked_topk(std::size_t n, const T* x, std::size_t k, bool sorted, Temperature t, TopkSelector<T>& selector,
-                  const TopkOut<T>& out) {
+void checked_topk(std::size_t n, const T* x, std::size_t k, bool sorted, Temperature t,
+                  TopkSelector<ComputeOf<T>>& selector, const TopkOut<T>& out) {
+  using C = ComputeOf<T>;
   using Wide = WideOf<T>;
-  constexpr T kNan = std::numeric_limits<T>::quiet_NaN();
-  constexpr T kInf = std::numeric_limits<T>::infinity();
-  if (std::any_of(x, x + n, [](T v) { return std::isnan(v); })) {
+  constexpr Wide kNan = std::numeric_limits<Wide>::quiet_NaN();
+  constexpr C kInf = std::numeric_limits<C>::infinity();
+  if (std::any_of(x, x + n, [](T v) { return std::isnan(widen(v)); })) {
     for (std::size_t j = 0; j < k; ++j) out.set(j, kNan, static_cast<std::int64_t>(j));
     return;
   }
   selector.clear();
-  T threshold = selector.threshold();
-  T max = -kInf;
+  C threshold = selector.threshold();
+  C max = -kInf;
+  std::size_t num_pos_inf = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    max = std::max(max, x[i]);
-    if (x[i] > threshold) threshold = selector.offer(x[i], i);
+    const C v = widen(x[i]);
+    max = std::max(max, v);
+    num_pos_inf += v == kInf;
+    if (v > threshold) threshold = selector.offer(v, i);
   }
   const auto* best = selector.finish(n, x, sorted);
-  const auto num_pos_inf = static_cast<std::size_t>(std::count(x, x + n, kInf));
-  const auto shifted_of = [&](T v) { return (static_cast<Wide>(v) - max) / static_cast<Wide>(t.value); };
+  const auto shifted_of = [&](C v) { return (static_cast<Wide>(v) - max) / static_cast<Wide>(t.value); };
   Wide sum = 0;
   if (num_pos_inf == 0 && max != -kInf) {
-    for (std::size_t i = 0; i < n; ++i) sum += std::exp(shifted_of(x[i]));
+    for (std::size_t i = 0; i < n; ++i) sum += std::exp(shifted_of(widen(x[i])));
   }
   for (std::size_t j = 0; j < k; ++j) {
-    const T v = best[j].value;
-    T p;
+    const C v = best[j].value;
+    Wide p;
     if (num_pos_inf > 0) {
-      p = v == kInf ? static_cast<T>(Wide{1} / static_cast<Wide>(num_pos_inf)) : T(0);
+      p = v == kInf ? Wide{1} / static_cast<Wide>(num_pos_inf) : Wide{0};
     } else if (max == -kInf) {
       p = kNan;
     } else {
-      p = static_cast<T>(std::exp(shifted_of(v)) / sum);
+      p = std::exp(shifted_of(v)) / sum;
     }
     out.set(j, p, best[j].index);
   }
 }
 
 template <class T>
-void topk_row(const TopkJob<T>& job, std::size_t n, const T* x, TopkSelector<T>& selector, const TopkOut<T>& out) {
+void topk_row(const TopkJob<T>& job, std::size_t n, const T* x, TopkSelector<ComputeOf<T>>& selector,
+              const TopkOut<T>& out) {
   using Wide = WideOf<T>;
   const Temperature t = job.temperature;
   selector.clear();
-  TopkTotal<T> total;
+  TopkTotal<ComputeOf<T>> total;
   // One-element rows go to the checked path, which gives exactly 1 (as softmax does).
   if (n == 1 || !job.pass(n, x, t, selector, &total)) return checked_topk(n, x, job.k, job.sorted, t, selector, out);
   const auto* best = selector.finish(n, x, job.sorted);
   for (std::size_t j = 0; j < job.k; ++j) {
-    const Wide scaled = static_cast<Wide>(best[j].value) / static_cast<Wide>(t.value);
-    const Wide p = std::exp(scaled - total.log_scale) / total.sum;
-    out.set(j, static_cast<T>(p), best[j].index);
+    const Wide scaled = (static_cast<Wide>(best[j].value) - total.shift) / static_cast<Wide>(t.value);
+    out.set(j, std::exp(scaled - total.log_scale) / total.sum, best[j].index);
   }
 }
 
@@ -147,7 +156,7 @@ void run_topk_rows(const TopkJob<T>& job, int requested_threads) {
   const RowLayout& layout = job.layout;
   run_row_runs(layout.rows, layout.n * sizeof(T), requested_threads, [&job](std::size_t begin, std::size_t end) {
     const RowLayout& l = job.layout;
-    TopkSelector<T> selector(job.k);
+    TopkSelector<ComputeOf<T>> selector(job.k);
     std::vector<T> gathered;  // a strided row, copied contiguous
     for (std::size_t r = begin; r < end; ++r) {
       const T* x = job.x + static_cast<std::ptrdiff_t>(r) * l.x_row_stride;
@@ -165,5 +174,7 @@ void run_topk_rows(const TopkJob<T>& job, int requested_threads) {
 
 template void run_topk_rows<float>(const TopkJob<float>&, int);
 template void run_topk_rows<double>(const TopkJob<double>&, int);
+template void run_topk_rows<Float16>(const TopkJob<Float16>&, int);
+template void run_topk_rows<BFloat16>(const TopkJob<BFloat16>&, int);
 
 }  // namespace fastsoftmax

@@ -11,11 +11,15 @@
 
 namespace fastsoftmax {
 
-// A row's normalizer as the one-pass kernels leave it: sum(exp(x / temperature)) = sum * exp(log_scale).
+// A row's normalizer as the one-pass kernels leave it:
+// sum(exp((x - shift) / temperature)) = sum * exp(log_scale). The SIMD passes find it as
+// (sum, exponent): shift 0, log_scale exponent * ln(2); the scalar ones relative to the row
+// maximum m: shift m, log_scale 0, so no large quotient x / t is ever rounded.
 template <class T>
 struct TopkTotal {
   WideOf<T> sum;
   WideOf<T> log_scale;
+  T shift;
 };
 
 // The k best (value, index) pairs of the inputs offered so far. The order is that of the
@@ -47,8 +51,9 @@ class TopkSelector {
   T offer(T value, std::size_t index);
   // The k best of row x[0, n) (every input above -inf has been offered; rows with NaN never
   // get here): the first -inf entries make up for a row with fewer than k finite values. In
-  // result order if `sorted`, else in any order.
-  const Candidate* finish(std::size_t n, const T* x, bool sorted);
+  // result order if `sorted`, else in any order. x's elements are T, or 16-bit for T = float.
+  template <class In>
+  const Candidate* finish(std::size_t n, const In* x, bool sorted);
 
  private:
   void keep_best();
@@ -65,7 +70,7 @@ class TopkSelector {
 template <class T>
 struct TopkJob {
   const T* x;
-  T* values;
+  T* values;  // rounded to T (the 16-bit types) from the probabilities computed in WideOf<T>
   std::int64_t* indices;
   RowLayout layout;
   std::size_t k;  // 1 <= k <= layout.n

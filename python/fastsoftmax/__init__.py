@@ -145,17 +145,21 @@ def _dtypes(dtype: np.dtype) -> tuple[np.dtype, np.dtype]:
     rule = _DTYPE_RULES.get(dtype)
     if rule is not None:
         return rule
-    if dtype.kind == "f" and dtype.itemsize in (4, 8):  # non-native byte order
+    if dtype.kind == "f" and dtype.itemsize in (2, 4, 8):  # non-native byte order
         native = dtype.newbyteorder("=")
         return native, native
+    if dtype.name == "bfloat16" and dtype.itemsize == 2:  # ml_dtypes.bfloat16, imported by the caller
+        return dtype, dtype
     if dtype.kind in "biu":
         return np.dtype(np.float64), np.dtype(np.float64)
-    raise TypeError(f"softmax does not support dtype {dtype}; use float16, float32, float64, integer or bool")
+    raise TypeError(
+        f"softmax does not support dtype {dtype}; use float16, bfloat16 (ml_dtypes), float32, float64, integer or bool"
+    )
 
 
 _F16, _F32, _F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 # The common cases, looked up before the general rules.
-_DTYPE_RULES: dict[np.dtype, tuple[np.dtype, np.dtype]] = {_F32: (_F32, _F32), _F64: (_F64, _F64), _F16: (_F32, _F16)}
+_DTYPE_RULES: dict[np.dtype, tuple[np.dtype, np.dtype]] = {_F32: (_F32, _F32), _F64: (_F64, _F64), _F16: (_F16, _F16)}
 
 
 def _check_names(algorithm: str, isa: str) -> None:
@@ -232,7 +236,7 @@ def _apply(
     # error, takes the general path below.
     if (
         type(x) is np.ndarray
-        and (x.dtype is _F32 or x.dtype is _F64)
+        and (x.dtype is _F32 or x.dtype is _F64 or x.dtype is _F16)
         and axis == -1
         and x.ndim
         and x.flags.aligned
@@ -282,7 +286,7 @@ def _apply(
     target = result.reshape(1) if result.ndim == 0 else result
     y_rows = target if last else np.moveaxis(target, axis, -1)
     # Kernels write y directly when it has the compute dtype and is x itself or apart from x;
-    # otherwise (float16, partial overlap) they write a temporary that is then copied over.
+    # otherwise (a partial overlap, or a converted input) they write a temporary that is then copied over.
     direct = y_rows.dtype == compute_dtype and y_rows.flags.aligned and (
         not np.may_share_memory(x_rows, y_rows) or _same_view(x_rows, y_rows)
     )
@@ -310,8 +314,11 @@ def softmax(
     Parameters
     ----------
     x : array_like
-        float32 and float64 are computed natively and returned in the same dtype; float16 is
-        computed in float32 and returned as float16; integer and bool inputs become float64.
+        float32 and float64 are computed natively and returned in the same dtype. float16 and
+        bfloat16 (``ml_dtypes.bfloat16`` arrays; for a uint16 array holding bfloat16 bits, pass
+        ``x.view(ml_dtypes.bfloat16)``) are converted to float32 in registers as they are
+        loaded, computed in float32, and rounded back to their own dtype as they are stored: no
+        temporary of any size. Integer and bool inputs become float64.
         Complex, object and string dtypes raise TypeError. Any strides work; when ``axis`` has
         unit stride (the usual C-contiguous last axis) nothing is copied.
     axis : int
@@ -404,10 +411,10 @@ def softmax_topk(
     Parameters
     ----------
     x : array_like
-        At least one dimension. float32 and float64 are computed natively and give values of
-        the same dtype; float16 is computed in float32 and gives float16 values; integer and
-        bool inputs become float64. Any strides work (rows along a strided axis are gathered a
-        row at a time, never the whole array).
+        At least one dimension. float32, float64, float16 and bfloat16 (``ml_dtypes.bfloat16``)
+        give values of the same dtype, the 16-bit types computed in float32 with in-register
+        conversion (as for :func:`softmax`); integer and bool inputs become float64. Any strides
+        work (rows along a strided axis are gathered a row at a time, never the whole array).
     k : int
         How many results per row, ``1 <= k <= x.shape[axis]``; anything else raises ValueError
         (k is never clamped).

@@ -37,6 +37,19 @@ enum class Status {
   kUnsupportedIsa,   // the ISA was not compiled in or this CPU (or OS) lacks it
 };
 
+// 16-bit floating-point values, as their bits: IEEE 754 binary16 (float16) and bfloat16 (the
+// upper half of a float32). Computed in float32 (loaded and stored with in-register conversion by
+// the SIMD kernels: F16C for float16, integer shifts and round-to-nearest-even for bfloat16) and
+// written back rounded to nearest even; NaN stays NaN. Algorithm::kAuto runs kTwoPass on them
+// with the SIMD ISAs: kThreePassReload stores its terms in the 16-bit output, so its results
+// are rounded twice (within 1 ULP of the 16-bit type instead of 0.5 and a little).
+struct Float16 {
+  std::uint16_t bits;
+};
+struct BFloat16 {
+  std::uint16_t bits;
+};
+
 // A short English description of a status, e.g. for exception messages.
 const char* status_message(Status status);
 
@@ -91,11 +104,15 @@ int get_num_threads();
 //   - huge finite values (up to the type's max) never overflow.
 Status softmax(const float* x, float* y, const RowLayout& layout, const Options& options = {});
 Status softmax(const double* x, double* y, const RowLayout& layout, const Options& options = {});
+Status softmax(const Float16* x, Float16* y, const RowLayout& layout, const Options& options = {});
+Status softmax(const BFloat16* x, BFloat16* y, const RowLayout& layout, const Options& options = {});
 
 // y = log_softmax(x) = x_i - log(sum_j exp(x_j)), with the same special-value rules
 // (a +inf row gives -log(k) at the +inf entries and -inf elsewhere; -inf entries give -inf).
 Status log_softmax(const float* x, float* y, const RowLayout& layout, const Options& options = {});
 Status log_softmax(const double* x, double* y, const RowLayout& layout, const Options& options = {});
+Status log_softmax(const Float16* x, Float16* y, const RowLayout& layout, const Options& options = {});
+Status log_softmax(const BFloat16* x, BFloat16* y, const RowLayout& layout, const Options& options = {});
 
 // One contiguous row of n elements.
 inline Status softmax(const float* x, float* y, std::size_t n, const Options& options = {}) {
@@ -131,6 +148,10 @@ Status softmax_topk(const float* x, const RowLayout& layout, std::size_t k, floa
                     bool sorted = true, const Options& options = {});
 Status softmax_topk(const double* x, const RowLayout& layout, std::size_t k, double* values, std::int64_t* indices,
                     bool sorted = true, const Options& options = {});
+Status softmax_topk(const Float16* x, const RowLayout& layout, std::size_t k, Float16* values,
+                    std::int64_t* indices, bool sorted = true, const Options& options = {});
+Status softmax_topk(const BFloat16* x, const RowLayout& layout, std::size_t k, BFloat16* values,
+                    std::int64_t* indices, bool sorted = true, const Options& options = {});
 
 // A speed bound for softmax, not a softmax: reads x twice (a max, then a scaling) and writes y
 // once with trivial arithmetic, using the kernels' own loads, stores and unrolling on `isa`. The
@@ -163,6 +184,7 @@ Algorithm choose_algorithm(Isa isa, std::size_t n);
 struct CpuFeatures {
   bool avx2 = false;
   bool fma = false;
+  bool f16c = false;  // float16 <-> float32 conversions
   bool avx512f = false;
   bool avx512dq = false;
   bool avx512bw = false;

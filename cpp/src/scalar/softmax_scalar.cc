@@ -6,7 +6,9 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <vector>
 
+#include "half.h"
 #include "kernels.h"
 #include "topk.h"
 
@@ -21,15 +23,30 @@ struct ScalarKernels {
   static constexpr Wide kLn2Hi = 0x1.62e42feep-1;
   static constexpr Wide kLn2Lo = 0x1.a39ef35793c76p-33;
 
+  // x / t as hi + lo to twice the wide type's precision (the remainder of a correctly rounded
+  // division is exact): two-pass's exponent arguments x / t reach 2^16, where the rounding of
+  // the quotient alone would cost float64 rows tens of ULP. Inputs below kExpInputFloor (whose
+  // exp is 0 relative to the row) are raised to it.
+  struct Quotient {
+    Wide hi, lo;
+  };
+  static Quotient quotient(Wide x, Temperature t) {
+    const Wide divisor = static_cast<Wide>(t.value);
+    const Wide hi = x / divisor;
+    if (!(hi >= kExpInputFloor)) return {hi != hi ? hi : Wide{kExpInputFloor}, 0};  // NaN stays NaN
+    return {hi, divisor == 1 ? Wide{0} : std::fma(-hi, divisor, x) / divisor};
+  }
+
   // exp(x) = p * 2^n with p in [sqrt(1/2), sqrt(2)]: the two-pass algorithm's (mantissa,
   // exponent) pair. Valid for kExpInputFloor <= x <= kFastRangeLimit.
   struct ExpParts {
     Wide p;
     long n;
   };
-  static ExpParts exp_parts(Wide x) {
-    const Wide n = std::nearbyint(x * kLog2e);
-    const Wide t = (x - n * kLn2Hi) - n * kLn2Lo;
+  // x = q.hi + q.lo, the (unevaluated) sum reduced as a whole.
+  static ExpParts exp_parts(Quotient q) {
+    const Wide n = std::nearbyint(q.hi * kLog2e);
+    const Wide t = ((q.hi - n * kLn2Hi) - n * kLn2Lo) + q.lo;
     return {std::exp(t), static_cast<long>(n)};
   }
 
@@ -68,7 +85,7 @@ struct ScalarKernels {
     Wide value() const { return total + block; }
   };
 
-  // x / t, or a difference of inputs divided by t: exact division in the wide type.
+  // A difference of inputs divided by t, rounded once in the wide type.
   static Wide over(Wide v, Temperature t) { return v / static_cast<Wide>(t.value); }
 
   static T row_max(std::size_t n, const T* x) {
@@ -123,9 +140,9 @@ struct ScalarKernels {
     for (std::size_t i = 0; i < n; ++i) {
       if (kLog) max = std::max(max, x[i]);
       // NaN, +inf and values too large for the exact range reduction take the checked path.
-      const Wide xi = over(x[i], t);
-      if (!(xi <= kFastRangeLimit)) return checked_row(n, x, y, kLog, t);
-      const ExpParts term = exp_parts(std::max<Wide>(xi, kExpInputFloor));
+      const Quotient xi = quotient(x[i], t);
+      if (!(xi.hi <= kFastRangeLimit)) return checked_row(n, x, y, kLog, t);
+      const ExpParts term = exp_parts(xi);
       if (term.n > e) {
         m.scale(std::ldexp(Wide{1}, static_cast<int>(std::max<long>(e - term.n, -100000))));
         m.add(term.p);
@@ -140,14 +157,15 @@ struct ScalarKernels {
     // log(m * 2^e) - max / t, where e * kLn2Hi is exact and close enough to max / t to subtract
     // exactly.
     const Wide e_wide = static_cast<Wide>(e);
+    const Quotient max_t = quotient(max, t);
     const Wide log_sum =
-        std::max<Wide>(0, std::log(m.value()) + ((e_wide * kLn2Hi - over(max, t)) + e_wide * kLn2Lo));
+        std::max<Wide>(0, std::log(m.value()) + (((e_wide * kLn2Hi - max_t.hi) - max_t.lo) + e_wide * kLn2Lo));
     const Wide inv_m = 1 / m.value();
     for (std::size_t i = 0; i < n; ++i) {
       if (kLog) {
         y[i] = static_cast<T>(over(static_cast<Wide>(x[i]) - max, t) - log_sum);
       } else {
-        const ExpParts term = exp_parts(std::max<Wide>(over(x[i], t), kExpInputFloor));
+        const ExpParts term = exp_parts(quotient(x[i], t));
         y[i] = static_cast<T>(scale_down(term.p * inv_m, term.n - e));
       }
     }
@@ -200,7 +218,7 @@ struct ScalarKernels {
       if (x[i] > threshold) threshold = selector.offer(x[i], i);
     });
     if (!online.fast()) return false;
-    *total = {online.d, over(online.m, t)};
+    *total = {online.d, 0, static_cast<T>(online.m)};
     return true;
   }
 
@@ -208,6 +226,40 @@ struct ScalarKernels {
     return {
         {two_pass<false>, three_pass_reload, three_pass_recompute<false>, online<false>},
         {two_pass<true>, three_pass_recompute<true>, three_pass_recompute<true>, online<true>},
+        topk_pass,
+    };
+  }
+};
+
+// float16 and bfloat16 rows: widened into a float row of this thread, computed by the float
+// kernels, narrowed back. (The SIMD kernels convert in registers instead.)
+template <class T>
+struct WidenedKernels {
+  using Float = ScalarKernels<float>;
+
+  static float* widened(std::size_t n, const T* x) {
+    thread_local std::vector<float> row;
+    row.resize(n);
+    for (std::size_t i = 0; i < n; ++i) row[i] = widen(x[i]);
+    return row.data();
+  }
+  template <RowKernel<float> kKernel>
+  static void kernel(std::size_t n, const T* x, T* y, Temperature t) {
+    float* row = widened(n, x);
+    kKernel(n, row, row, t);
+    for (std::size_t i = 0; i < n; ++i) y[i] = narrow<T>(row[i]);
+  }
+  static bool topk_pass(std::size_t n, const T* x, Temperature t, TopkSelector<float>& selector,
+                        TopkTotal<float>* total) {
+    return Float::topk_pass(n, widened(n, x), t, selector, total);
+  }
+
+  static constexpr RowKernels<T> table() {
+    return {
+        {kernel<Float::two_pass<false>>, kernel<Float::three_pass_reload>, kernel<Float::three_pass_recompute<false>>,
+         kernel<Float::online<false>>},
+        {kernel<Float::two_pass<true>>, kernel<Float::three_pass_recompute<true>>,
+         kernel<Float::three_pass_recompute<true>>, kernel<Float::online<true>>},
         topk_pass,
     };
   }
@@ -224,6 +276,12 @@ void read_twice_write_once(std::size_t n, const float* x, float* y, Temperature)
 
 }  // namespace
 
-const IsaKernels kScalarKernels = {ScalarKernels<float>::table(), &kScalarF64, read_twice_write_once, nullptr, nullptr};
+const IsaKernels kScalarKernels = {ScalarKernels<float>::table(),
+                                   &kScalarF64,
+                                   WidenedKernels<Float16>::table(),
+                                   WidenedKernels<BFloat16>::table(),
+                                   read_twice_write_once,
+                                   nullptr,
+                                   nullptr};
 
 }  // namespace fastsoftmax

@@ -9,6 +9,9 @@ namespace fastsoftmax {
 using Kernels = simd::SimdKernels<simd::Avx2>;
 const SplitRowKernels kSplit = Kernels::split_table();
 const ColumnKernels kColumns = simd::SimdColumns<simd::Avx2>::table();
-const IsaKernels kAvx2Kernels = {Kernels::table(), nullptr, Kernels::read_twice_write_once, &kSplit, &kColumns};
+const IsaKernels kAvx2Kernels = {Kernels::table<float>(),     nullptr,
+                                     Kernels::table<Float16>(),   Kernels::table<BFloat16>(),
+                                     Kernels::read_twice_write_once, &kSplit,
+                                     &kColumns};
 
 }  // namespace fastsoftmax

@@ -166,8 +166,9 @@ struct SimdKernels {
   }
   static float exponent_of(float x, Temperature t) { return exponent_of(x, Reduction(t)); }
 
-  // ---- Row sweeps ------------------------------------------------------------------------
-  static void load_block(const float* x, std::size_t valid, V fill, Block& v) {
+  // ---- Row sweeps: elements of type T (float, Float16, BFloat16) in memory, float in registers --
+  template <class T>
+  static void load_block(const T* x, std::size_t valid, V fill, Block& v) {
     for (int j = 0; j < kUnroll; ++j) {
       const std::size_t start = j * kWidth;
       if (valid >= start + kWidth) {
@@ -178,8 +179,8 @@ struct SimdKernels {
     }
   }
   // kStream: full vectors go out as non-temporal stores (y must be vector-aligned).
-  template <bool kStream = false>
-  static void store_block(float* y, std::size_t valid, const Block& v) {
+  template <bool kStream = false, class T>
+  static void store_block(T* y, std::size_t valid, const Block& v) {
     for (int j = 0; j < kUnroll; ++j) {
       const std::size_t start = j * kWidth;
       if (valid >= start + kWidth) {
@@ -197,8 +198,8 @@ struct SimdKernels {
   // Visits x[0, n) a block of kUnroll vectors at a time: body(block, i, valid) where the block
   // holds x[i, i + kBlock) and valid = elements left from i (kBlock on full blocks; on the last,
   // partial block the missing lanes read as `fill`).
-  template <class Body>
-  static void sweep(std::size_t n, const float* x, float fill, Body&& body) {
+  template <class T, class Body>
+  static void sweep(std::size_t n, const T* x, float fill, Body&& body) {
     const std::size_t full_end = n - n % kBlock;
     std::size_t i = 0;
     for (; i < full_end; i += kBlock) {
@@ -212,16 +213,16 @@ struct SimdKernels {
       body(v, i, n - i);
     }
   }
-  template <class Body>
-  static void sweep(std::size_t n, const float* x, Body&& body) {
+  template <class T, class Body>
+  static void sweep(std::size_t n, const T* x, Body&& body) {
     sweep(n, x, 0.0f, body);
   }
 
   // An output pass y = f(x) vector by vector. Long rows stream their output: the elements up to
   // the first vector-aligned y are written normally, the rest with non-temporal stores.
-  template <class F>
-  static void write_pass(std::size_t n, const float* x, float* y, F&& f) {
-    auto body = [&f](auto stream, float* ys) {
+  template <class T, class F>
+  static void write_pass(std::size_t n, const T* x, T* y, F&& f) {
+    auto body = [&f](auto stream, T* ys) {
       return [&f, ys](const Block& v, std::size_t i, std::size_t valid) {
         Block out;
         for (int j = 0; j < kUnroll; ++j) out[j] = f(v[j]);
@@ -229,8 +230,8 @@ struct SimdKernels {
       };
     };
     std::size_t head = n;
-    if (n >= kStreamingElements && reinterpret_cast<std::uintptr_t>(y) % sizeof(float) == 0) {
-      const std::size_t misalignment = reinterpret_cast<std::uintptr_t>(y) % sizeof(V) / sizeof(float);
+    if (n >= kStreamingElements && reinterpret_cast<std::uintptr_t>(y) % sizeof(T) == 0) {
+      const std::size_t misalignment = reinterpret_cast<std::uintptr_t>(y) % (kWidth * sizeof(T)) / sizeof(T);
       head = misalignment == 0 ? 0 : kWidth - misalignment;
     }
     sweep(head, x, body(std::false_type{}, y));
@@ -243,7 +244,8 @@ struct SimdKernels {
   // ---- Reductions --------------------------------------------------------------------------
   static V max_block(const Block& v) { return S::max(S::max(v[0], v[1]), S::max(v[2], v[3])); }
 
-  static float row_max(std::size_t n, const float* x) {
+  template <class T>
+  static float row_max(std::size_t n, const T* x) {
     constexpr float kNegInf = -std::numeric_limits<float>::infinity();
     V acc[kUnroll];
     for (V& a : acc) a = S::set1(kNegInf);
@@ -292,7 +294,8 @@ struct SimdKernels {
   }
 
   // log_softmax output (x - max) / t - log(sum(exp((x - max) / t))), the row sum being sum * 2^e.
-  static void write_log_softmax(std::size_t n, const float* x, float* y, double sum, float exponent, float max,
+  template <class T>
+  static void write_log_softmax(std::size_t n, const T* x, T* y, double sum, float exponent, float max,
                                 Temperature t) {
     const V log_sum = S::set1(log_sum_above_max(sum, exponent, max, t));
     const V shift = S::set1(max);
@@ -301,7 +304,8 @@ struct SimdKernels {
   }
   // softmax output exp(x / t) / (sum * 2^e): the table carries 1/sum, so each normal output
   // rounds once (subnormal ones twice, the second time in vscalefps or the exponent-bits scaling).
-  static void write_softmax(std::size_t n, const float* x, float* y, double sum, float exponent, Temperature t) {
+  template <class T>
+  static void write_softmax(std::size_t n, const T* x, T* y, double sum, float exponent, Temperature t) {
     const Reduction red(t);
     const ExpTable table(1.0 / sum);
     const V e = S::set1(exponent);
@@ -312,8 +316,8 @@ struct SimdKernels {
 
   // Three-pass: max, then sum of exp(x) * 2^-E with E the exponent of the max. kStore: the
   // reloading variant stores those terms in y for the last pass to scale.
-  template <bool kStore>
-  static double sum_below_max(std::size_t n, const float* x, float* y, float exponent, Temperature t) {
+  template <bool kStore, class T>
+  static double sum_below_max(std::size_t n, const T* x, T* y, float exponent, Temperature t) {
     const Reduction red(t);
     const V e = S::set1(exponent);
     const ExpTable table(1.0);
@@ -338,29 +342,31 @@ struct SimdKernels {
     return S::wide_total(sum);
   }
 
-  template <bool kLog>
-  static void three_pass_recompute(std::size_t n, const float* x, float* y, Temperature t) {
+  template <bool kLog, class T>
+  static void three_pass_recompute(std::size_t n, const T* x, T* y, Temperature t) {
     const float max = row_max(n, x);
     if (!fast_row_max(max, t)) return checked_row(n, x, y, kLog, t);
     const float exponent = exponent_of(max, t);
-    const double sum = sum_below_max<false>(n, x, nullptr, exponent, t);
+    const double sum = sum_below_max<false, T>(n, x, nullptr, exponent, t);
     // With a finite max every term is below 2, so a non-finite sum means a NaN in the row.
     if (!std::isfinite(sum)) return fill_nan(n, y);
     if (kLog) return write_log_softmax(n, x, y, sum, exponent, max, t);
     write_softmax(n, x, y, sum, exponent, t);
   }
 
-  static void three_pass_reload(std::size_t n, const float* x, float* y, Temperature t) {
+  template <class T>
+  static void three_pass_reload(std::size_t n, const T* x, T* y, Temperature t) {
     const float max = row_max(n, x);
     if (!fast_row_max(max, t)) return checked_row(n, x, y, false, t);
-    const double sum = sum_below_max<true>(n, x, y, exponent_of(max, t), t);
+    const double sum = sum_below_max<true, T>(n, x, y, exponent_of(max, t), t);
     if (!std::isfinite(sum)) return fill_nan(n, y);  // a NaN; x may already be overwritten
     scale_pass(n, y, 1.0 / sum);
   }
 
   // The reloading variant's last pass: y *= factor, with the factor as hi + lo floats so that
   // each output v * (hi + lo) rounds once.
-  static void scale_pass(std::size_t n, float* y, double factor) {
+  template <class T>
+  static void scale_pass(std::size_t n, T* y, double factor) {
     const V hi = S::set1(static_cast<float>(factor));
     const V lo = S::set1(static_cast<float>(factor - static_cast<float>(factor)));
     sweep(n, y, [&](const Block& v, std::size_t i, std::size_t valid) {
@@ -373,8 +379,8 @@ struct SimdKernels {
   // Two-pass (Dukhan & Ablavatski): pass 1 accumulates exp(x) as (mantissa, exponent) pairs,
   // relative to the largest exponent seen (per lane, checked once per block), so no max pass is
   // needed. kMax: also keep the row maximum (log-softmax's output pass subtracts it first).
-  template <bool kMax>
-  static RowTotal two_pass_total(std::size_t n, const float* x, Temperature t) {
+  template <bool kMax, class T>
+  static RowTotal two_pass_total(std::size_t n, const T* x, Temperature t) {
     const Reduction red(t);
     const ExpTable table(1.0);
     PairSum total;
@@ -389,8 +395,8 @@ struct SimdKernels {
     });
     return total.row_total(S::reduce_max(running_max));
   }
-  template <bool kLog>
-  static void two_pass(std::size_t n, const float* x, float* y, Temperature t) {
+  template <bool kLog, class T>
+  static void two_pass(std::size_t n, const T* x, T* y, Temperature t) {
     finish(n, x, y, two_pass_total<kLog>(n, x, t), kLog, t);
   }
 
@@ -398,8 +404,8 @@ struct SimdKernels {
   // when the max grows. Here d is kept relative to 2^E, E the exponent of the running max, so the
   // rescale exp(m_old - m_new) is the exact power of two 2^(E_old - E_new), once per block.
   // visit(block, block_max, i, valid) sees each block of the sweep (softmax_topk's selection).
-  template <class Visit>
-  static RowTotal online_total(std::size_t n, const float* x, Temperature t, Visit&& visit) {
+  template <class T, class Visit>
+  static RowTotal online_total(std::size_t n, const T* x, Temperature t, Visit&& visit) {
     const Reduction red(t);
     const ExpTable table(1.0);
     PairSum total;
@@ -415,18 +421,20 @@ struct SimdKernels {
     });
     return total.row_total(S::reduce_max(running_max));
   }
-  static RowTotal online_total(std::size_t n, const float* x, Temperature t) {
+  template <class T>
+  static RowTotal online_total(std::size_t n, const T* x, Temperature t) {
     return online_total(n, x, t, [](const Block&, V, std::size_t, std::size_t) {});
   }
-  template <bool kLog>
-  static void online(std::size_t n, const float* x, float* y, Temperature t) {
+  template <bool kLog, class T>
+  static void online(std::size_t n, const T* x, T* y, Temperature t) {
     finish(n, x, y, online_total(n, x, t), kLog, t);
   }
 
   // Fused softmax + top-k (Milakov & Gimelshein, Alg. 4): the online pass, offering the selector
   // every input above its threshold. A block is looked at lane by lane only when its maximum
   // exceeds the threshold, which after the first blocks of a row is rare.
-  static bool topk_pass(std::size_t n, const float* x, Temperature t, TopkSelector<float>& selector,
+  template <class T>
+  static bool topk_pass(std::size_t n, const T* x, Temperature t, TopkSelector<float>& selector,
                         TopkTotal<float>* out) {
     float threshold = selector.threshold();
     const RowTotal total = online_total(n, x, t, [&](const Block& v, V block_max, std::size_t i, std::size_t valid) {
@@ -445,12 +453,13 @@ struct SimdKernels {
       }
     });
     if (!fast_row_total(total.sum, total.exponent)) return false;
-    *out = {total.sum, total.exponent * kLn2};
+    *out = {total.sum, total.exponent * kLn2, 0.0f};
     return true;
   }
 
   // Pass 2 of two-pass and online.
-  static void finish(std::size_t n, const float* x, float* y, const RowTotal& total, bool log, Temperature t) {
+  template <class T>
+  static void finish(std::size_t n, const T* x, T* y, const RowTotal& total, bool log, Temperature t) {
     if (!fast_row_total(total.sum, total.exponent)) return checked_row(n, x, y, log, t);
     if (log) return write_log_softmax(n, x, y, total.sum, total.exponent, total.max, t);
     write_softmax(n, x, y, total.sum, total.exponent, t);
@@ -469,7 +478,8 @@ struct SimdKernels {
             sum_below_max<true>, write_softmax, write_log_softmax,   scale_pass};
   }
 
-  static constexpr RowKernels<float> table() {
+  template <class T>
+  static constexpr RowKernels<T> table() {
     return {
         {two_pass<false>, three_pass_reload, three_pass_recompute<false>, online<false>},
         // log-softmax's last pass needs only x and the log-sum: nothing to reload.

@@ -5,6 +5,9 @@
 #include <immintrin.h>
 
 #include <cstddef>
+#include <cstring>
+
+#include "fastsoftmax/fastsoftmax.h"
 
 namespace fastsoftmax::simd {
 
@@ -31,6 +34,50 @@ struct Avx2 {
     return _mm256_blendv_ps(fill, _mm256_maskload_ps(p, mask), _mm256_castsi256_ps(mask));
   }
   static void store_tail(float* p, V v, std::size_t count) { _mm256_maskstore_ps(p, first_lanes(count), v); }
+
+  // float16 (F16C) and bfloat16 elements, converted in registers: 8 of them fill one xmm register.
+  static V widen(__m128i h, Float16*) { return _mm256_cvtph_ps(h); }
+  static V widen(__m128i b, BFloat16*) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(b), 16)); }
+  static __m128i narrow(V v, Float16*) { return _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // bfloat16: the upper half of the float rounded to nearest even; NaN kept quiet (not rounded to inf).
+  static __m128i narrow(V v, BFloat16*) {
+    const __m256i bits = _mm256_castps_si256(v);
+    const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+    __m256i rounded = _mm256_add_epi32(bits, _mm256_add_epi32(odd, _mm256_set1_epi32(0x7FFF)));
+    const __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+    const __m256i quiet = _mm256_or_si256(bits, _mm256_set1_epi32(0x400000));
+    rounded = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(rounded), _mm256_castsi256_ps(quiet), nan));
+    const __m256i halves = _mm256_srli_epi32(rounded, 16);
+    // Pack the eight 32-bit lanes (each < 2^16) to 16 bits: packus works within 128-bit halves.
+    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(halves, halves), 0x08);
+    return _mm256_castsi256_si128(packed);
+  }
+  template <class H>
+  static V load(const H* p) {
+    return widen(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), static_cast<H*>(nullptr));
+  }
+  // No masked 16-bit loads or stores in AVX2: tails go through a small buffer.
+  template <class H>
+  static V load_tail(const H* p, std::size_t count, V fill) {
+    alignas(16) std::uint16_t buffer[kWidth] = {};
+    std::memcpy(buffer, p, count * sizeof(H));
+    const V v = widen(_mm_load_si128(reinterpret_cast<const __m128i*>(buffer)), static_cast<H*>(nullptr));
+    return _mm256_blendv_ps(fill, v, _mm256_castsi256_ps(first_lanes(count)));
+  }
+  template <class H>
+  static void store(H* p, V v) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), narrow(v, p));
+  }
+  template <class H>
+  static void stream(H* p, V v) {
+    _mm_stream_si128(reinterpret_cast<__m128i*>(p), narrow(v, p));
+  }
+  template <class H>
+  static void store_tail(H* p, V v, std::size_t count) {
+    alignas(16) std::uint16_t buffer[kWidth];
+    _mm_store_si128(reinterpret_cast<__m128i*>(buffer), narrow(v, p));
+    std::memcpy(p, buffer, count * sizeof(H));
+  }
 
   static V add(V a, V b) { return _mm256_add_ps(a, b); }
   static V sub(V a, V b) { return _mm256_sub_ps(a, b); }

@@ -6,6 +6,8 @@
 
 #include <cstddef>
 
+#include "fastsoftmax/fastsoftmax.h"
+
 namespace fastsoftmax::simd {
 
 struct Avx512 {
@@ -28,6 +30,42 @@ struct Avx512 {
     return _mm512_mask_loadu_ps(fill, first_lanes(count), p);
   }
   static void store_tail(float* p, V v, std::size_t count) { _mm512_mask_storeu_ps(p, first_lanes(count), v); }
+
+  // float16 and bfloat16 elements, converted in registers: 16 of them fill one ymm register.
+  static V widen(__m256i h, Float16*) { return _mm512_cvtph_ps(h); }
+  static V widen(__m256i b, BFloat16*) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(b), 16)); }
+  static __m256i narrow(V v, Float16*) { return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // bfloat16: the upper half of the float rounded to nearest even; NaN kept quiet (not rounded to inf).
+  static __m256i narrow(V v, BFloat16*) {
+    const __m512i bits = _mm512_castps_si512(v);
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+    __m512i rounded = _mm512_add_epi32(bits, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7FFF)));
+    const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    rounded = _mm512_mask_mov_epi32(rounded, nan, _mm512_or_si512(bits, _mm512_set1_epi32(0x400000)));
+    return _mm512_cvtepi32_epi16(_mm512_srli_epi32(rounded, 16));
+  }
+  template <class H>
+  static V load(const H* p) {
+    return widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), static_cast<H*>(nullptr));
+  }
+  template <class H>
+  static V load_tail(const H* p, std::size_t count, V fill) {
+    const __mmask16 lanes = first_lanes(count);
+    const V v = widen(_mm256_maskz_loadu_epi16(lanes, p), static_cast<H*>(nullptr));
+    return _mm512_mask_blend_ps(lanes, fill, v);
+  }
+  template <class H>
+  static void store(H* p, V v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), narrow(v, p));
+  }
+  template <class H>
+  static void stream(H* p, V v) {
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(p), narrow(v, p));
+  }
+  template <class H>
+  static void store_tail(H* p, V v, std::size_t count) {
+    _mm256_mask_storeu_epi16(p, first_lanes(count), narrow(v, p));
+  }
 
   static V add(V a, V b) { return _mm512_add_ps(a, b); }
   static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
