@@ -220,6 +220,24 @@ def _check_temperature(temperature: Any) -> float:
     return value
 
 
+def _plain_call(x: Any, axis: Any, isa: Any, num_threads: Any, temperature: Any) -> bool:
+    """Whether a call needs no conversion or check beyond this: an aligned native float32,
+    float64 or float16 array of at least one dimension, the last axis, a known ISA, a plain
+    thread count and temperature. The fast paths of the public functions start here; anything
+    else, including every error, takes their general paths."""
+    return (
+        type(x) is np.ndarray
+        and (x.dtype is _F32 or x.dtype is _F64 or x.dtype is _F16)
+        and axis == -1
+        and x.ndim > 0
+        and x.flags.aligned
+        and (isa == "auto" or isa in _SUPPORTED_ISAS)
+        and (num_threads is None or (type(num_threads) is int and 0 < num_threads <= _MAX_THREADS))
+        and type(temperature) is float
+        and 0.0 < temperature < math.inf
+    )
+
+
 def _apply(
     x: Any,
     axis: int,
@@ -230,22 +248,9 @@ def _apply(
     temperature: float,
     log: bool,
 ) -> np.ndarray:
-    # The common calls first, with nothing to convert: an aligned native float32/float64 array of
-    # at least one dimension, the last axis, a new result or a valid out= of the same dtype that is
-    # x itself or apart from it, known names, a plain thread count. Anything else, including every
-    # error, takes the general path below.
-    if (
-        type(x) is np.ndarray
-        and (x.dtype is _F32 or x.dtype is _F64 or x.dtype is _F16)
-        and axis == -1
-        and x.ndim
-        and x.flags.aligned
-        and algorithm in _ALGORITHM_NAMES
-        and (isa == "auto" or isa in _SUPPORTED_ISAS)
-        and (num_threads is None or (type(num_threads) is int and 0 < num_threads <= _MAX_THREADS))
-        and type(temperature) is float
-        and 0.0 < temperature < math.inf
-    ):
+    # The common calls first (see _plain_call), with a known algorithm and a new result or a
+    # valid out= of x's dtype that is x itself or apart from it.
+    if algorithm in _ALGORITHM_NAMES and _plain_call(x, axis, isa, num_threads, temperature):
         threads = num_threads or 0
         if out is None:
             result = np.empty(x.shape, x.dtype)
@@ -449,6 +454,17 @@ def softmax_topk(
     >>> indices
     array([1, 3])
     """
+    if (
+        _plain_call(x, axis, isa, num_threads, temperature)
+        and type(k) is int
+        and 1 <= k <= x.shape[-1]
+        and type(sorted) is bool
+    ):
+        shape = x.shape[:-1] + (k,)
+        values, indices = np.empty(shape, x.dtype), np.empty(shape, np.int64)
+        if values.size:
+            _core.topk(x, values, indices, k, sorted, isa, num_threads or 0, temperature)
+        return values, indices
     _check_isa(isa)
     threads = 0 if num_threads is None else _positive_threads(num_threads)
     temperature = _check_temperature(temperature)
