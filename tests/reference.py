@@ -215,7 +215,7 @@ def assert_float16_matches(y: np.ndarray, expected: np.ndarray, algorithm: str, 
         wide, want = y.astype(np.float64), expected.astype(np.float64)
         same_specials = (np.isnan(wide) == np.isnan(want)).all() and (np.isinf(wide) == np.isinf(want)).all()
         finite = np.isfinite(want)
-        ulps = np.abs(wide - want)[finite] / np.spacing(np.abs(expected[finite])).astype(np.float64)
+        ulps = np.abs(wide[finite] - want[finite]) / np.spacing(np.abs(expected[finite])).astype(np.float64)
         assert same_specials and (ulps <= 1).all(), f"max {ulps.max()} float16 ULP"
     else:
         np.testing.assert_array_equal(y, expected)

@@ -251,13 +251,14 @@ def test_float16_computed_in_float32(func, algorithm, isa):
     assert y.dtype == np.float16
     twin = float16_twin_algorithm(algorithm, isa)
     expected = func(x.astype(np.float32), algorithm=twin, isa=isa).astype(np.float16)
-    assert_float16_matches(y, expected, algorithm, isa)
+    reload_rule = algorithm if func is fastsoftmax.softmax else "auto"  # log_softmax never reloads
+    assert_float16_matches(y, expected, reload_rule, isa)
     out = np.empty(x.shape, np.float16)
     assert func(x, algorithm=algorithm, isa=isa, out=out) is out
-    assert_float16_matches(out, expected, algorithm, isa)
+    assert_float16_matches(out, expected, reload_rule, isa)
     in_place = x.copy()
     assert func(in_place, algorithm=algorithm, isa=isa, out=in_place) is in_place
-    assert_float16_matches(in_place, expected, algorithm, isa)
+    assert_float16_matches(in_place, expected, reload_rule, isa)
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint64, np.bool_])

@@ -1,6 +1,7 @@
 // A downstream program using the installed fastsoftmax library: softmax and log_softmax of
 // float and double rows, a contiguous batch, strided layouts, every supported ISA and algorithm
-// forced through Options, and the error path. Results are compared with a long-double std::exp
+// forced through Options, Options::temperature, the fused softmax_topk, float16 and bfloat16 rows
+// (given as their bits), and the error paths. Results are compared with a long-double std::exp
 // reference. Exits non-zero on any mismatch; prints "consumer ok" when everything passed.
 #include <fastsoftmax/fastsoftmax.h>
 #include <fastsoftmax/version.h>
@@ -8,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <limits>
@@ -41,16 +43,25 @@ const char* type_name<float>() { return "float"; }
 template <>
 const char* type_name<double>() { return "double"; }
 
-// softmax / log_softmax of the row x[i * stride], i < n, in long double via std::exp.
+// softmax / log_softmax of the row x[i * stride] / temperature, i < n, in long double via
+// std::exp. Elements are read as long double (for the 16-bit types: through their value()).
+inline long double value_of(float v) { return v; }
+inline long double value_of(double v) { return v; }
+
 template <class T>
-std::vector<long double> reference(const T* x, std::size_t n, std::ptrdiff_t stride, bool log) {
+std::vector<long double> reference(const T* x, std::size_t n, std::ptrdiff_t stride, bool log,
+                                   double temperature = 1.0) {
+  std::vector<long double> scaled(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    scaled[i] = value_of(x[static_cast<std::ptrdiff_t>(i) * stride]) / static_cast<long double>(temperature);
+  }
   long double max = -std::numeric_limits<long double>::infinity();
-  for (std::size_t i = 0; i < n; ++i) max = std::max(max, static_cast<long double>(x[static_cast<std::ptrdiff_t>(i) * stride]));
+  for (std::size_t i = 0; i < n; ++i) max = std::max(max, scaled[i]);
   long double sum = 0.0L;
-  for (std::size_t i = 0; i < n; ++i) sum += std::exp(static_cast<long double>(x[static_cast<std::ptrdiff_t>(i) * stride]) - max);
+  for (std::size_t i = 0; i < n; ++i) sum += std::exp(scaled[i] - max);
   std::vector<long double> ref(n);
   for (std::size_t i = 0; i < n; ++i) {
-    const long double shifted = static_cast<long double>(x[static_cast<std::ptrdiff_t>(i) * stride]) - max;
+    const long double shifted = scaled[i] - max;
     ref[i] = log ? shifted - std::log(sum) : std::exp(shifted) / sum;
   }
   return ref;
@@ -59,12 +70,13 @@ std::vector<long double> reference(const T* x, std::size_t n, std::ptrdiff_t str
 // Compares every row of y with the reference of the matching row of x, both addressed through
 // `layout`. Returns false (and reports) on the first mismatch.
 template <class T>
-bool check_layout(const std::string& what, const T* x, const T* y, const fsm::RowLayout& layout, bool log) {
+bool check_layout(const std::string& what, const T* x, const T* y, const fsm::RowLayout& layout, bool log,
+                  double temperature = 1.0) {
   const double tol = tolerance<T>();
   for (std::size_t r = 0; r < layout.rows; ++r) {
     const T* x_row = x + static_cast<std::ptrdiff_t>(r) * layout.x_row_stride;
     const T* y_row = y + static_cast<std::ptrdiff_t>(r) * layout.y_row_stride;
-    const std::vector<long double> ref = reference(x_row, layout.n, layout.x_stride, log);
+    const std::vector<long double> ref = reference(x_row, layout.n, layout.x_stride, log, temperature);
     for (std::size_t i = 0; i < layout.n; ++i) {
       const long double got = y_row[static_cast<std::ptrdiff_t>(i) * layout.y_stride];
       const long double scale = log ? std::max(std::fabs(ref[i]), 1.0L) : std::fabs(ref[i]);
