@@ -252,7 +252,7 @@ def test_signed_zeros_are_equal(isa, dtype):
         x[::2] = -0.0
         x[n - 1] = -1.0
         for k in (1, 2, n - 1):
-            values, indices = run_and_check(x, k, isa, context=f"{isa} signed zeros n={n}")
+            _, indices = run_and_check(x, k, isa, context=f"{isa} signed zeros n={n}")
             assert indices.tolist() == list(range(k))
         for low, high in ((-0.0, 0.0), (0.0, -0.0)):
             y = np.full(n + 1, -2.0, dtype)

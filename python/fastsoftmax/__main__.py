@@ -34,25 +34,45 @@ def gpu_visible() -> str:
 
 
 def ulp_error(result: np.ndarray, reference: np.ndarray) -> float:
-    """Largest |result - reference| in float32 units in the last place of the reference."""
-    ref32 = reference.astype(np.float32)
-    ulp = np.spacing(np.abs(ref32)).astype(np.float64)
+    """Largest |result - reference| in units in the last place of the reference rounded to the
+    result's dtype (float32 or float16)."""
+    rounded = reference.astype(result.dtype)
+    ulp = np.spacing(np.abs(rounded)).astype(np.float64)
     return float(np.max(np.abs(result.astype(np.float64) - reference) / ulp))
+
+
+def reference_softmax(x: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    shifted = (x.astype(np.float64) - x.max()) / temperature
+    return np.exp(shifted) / np.exp(shifted).sum()
 
 
 def self_check() -> bool:
     rng = np.random.default_rng(2020)
     x = rng.uniform(-20, 20, size=4099).astype(np.float32)
-    shifted = x.astype(np.float64) - x.max()
-    reference = np.exp(shifted) / np.exp(shifted).sum()
+    x16 = x.astype(np.float16)
+    temperature, k = 0.7, 5
+    reference = reference_softmax(x)
+    reference_t = reference_softmax(x, temperature)
+    best = np.argsort(-x, kind="stable")[:k]
     ok = True
+
+    def report(isa: str, what: str, err: float, bound: float, extra_ok: bool = True) -> None:
+        nonlocal ok
+        passed = err <= bound and extra_ok
+        ok &= passed
+        print(f"  {isa:7s} {what:28s} max error {err:5.2f} ulp  {'ok' if passed else 'FAIL'}")
+
     print(f"self-check: softmax of {x.size} float32 values in [-20, 20] vs float64 NumPy")
     for isa in fastsoftmax.available_isas():
         for algorithm in fastsoftmax.ALGORITHMS[1:]:
-            err = ulp_error(fastsoftmax.softmax(x, algorithm=algorithm, isa=isa), reference)
-            passed = err <= MAX_ULP
-            ok &= passed
-            print(f"  {isa:7s} {algorithm:21s} max error {err:5.2f} ulp  {'ok' if passed else 'FAIL'}")
+            report(isa, algorithm, ulp_error(fastsoftmax.softmax(x, algorithm=algorithm, isa=isa), reference), MAX_ULP)
+        y_t = fastsoftmax.softmax(x, isa=isa, temperature=temperature)
+        report(isa, f"temperature={temperature}", ulp_error(y_t, reference_t), MAX_ULP)
+        values, indices = fastsoftmax.softmax_topk(x, k, isa=isa, temperature=temperature)
+        err = ulp_error(values, reference_t[best])
+        report(isa, f"softmax_topk k={k} (and order)", err, MAX_ULP, bool((indices == best).all()))
+        # float16: the float32 result rounded once, within 1 float16 ULP of the reference
+        report(isa, "float16", ulp_error(fastsoftmax.softmax(x16, isa=isa), reference_softmax(x16)), 1.0)
     return ok
 
 
