@@ -6,7 +6,6 @@
 #include <cmath>
 #include <limits>
 
-#include "dispatch.h"
 #include "half.h"
 #include "parallel.h"
 

@@ -64,7 +64,6 @@ class TopkSelector {
   std::vector<Candidate> buffer_;
 };
 
-
 // A call: the rows of `layout` (its y strides place the k results of each row in values and
 // indices), each row's top k by `pass`.
 template <class T>
