@@ -430,6 +430,17 @@ struct SimdKernels {
     finish(n, x, y, online_total(n, x, t), kLog, t);
   }
 
+  // The index of the lowest set bit of a non-zero mask (a member, so each ISA has its own copy).
+  static std::size_t lowest_bit(unsigned mask) {
+#if defined(_MSC_VER)
+    unsigned long index;
+    _BitScanForward(&index, mask);
+    return index;
+#else
+    return static_cast<std::size_t>(__builtin_ctz(mask));
+#endif
+  }
+
   // Fused softmax + top-k (Milakov & Gimelshein, Alg. 4): the online pass, offering the selector
   // every input above its threshold. A block is looked at lane by lane only when its maximum
   // exceeds the threshold, which after the first blocks of a row is rare.
@@ -446,7 +457,7 @@ struct SimdKernels {
         if (above == 0) continue;
         S::store(lanes, v[j]);
         for (; above != 0; above &= above - 1) {
-          const std::size_t lane = static_cast<std::size_t>(__builtin_ctz(above));
+          const std::size_t lane = lowest_bit(above);
           const std::size_t index = j * kWidth + lane;
           if (index < valid && lanes[lane] > threshold) threshold = selector.offer(lanes[lane], i + index);
         }
