@@ -42,7 +42,7 @@ enum class Status {
 // the SIMD kernels: F16C for float16, integer shifts and round-to-nearest-even for bfloat16) and
 // written back rounded to nearest even; NaN stays NaN. Algorithm::kAuto runs kTwoPass on them
 // with the SIMD ISAs: kThreePassReload stores its terms in the 16-bit output, so its results
-// are rounded twice (within 1 ULP of the 16-bit type instead of 0.5 and a little).
+// are rounded twice (within 1.5 ULP of the 16-bit type instead of 0.5 and a little).
 struct Float16 {
   std::uint16_t bits;
 };
