@@ -16,11 +16,13 @@ void exp_output_simd(const float* x, float* y, float* e, std::size_t n) {
   using Kernels = fastsoftmax::simd::SimdKernels<S>;
   static_assert(kExpOutputStep % S::kWidth == 0, "whole vectors only");
   assert(n % kExpOutputStep == 0);
-  // The table of softmax's output pass for a row whose sum is 1.
+  // The table of softmax's output pass for a row whose sum is 1, at temperature 1.
   const typename Kernels::ExpTable table(1.0);
-  for (std::size_t i = 0; i < n; ++i) e[i] = std::max(0.0f, Kernels::exponent_of(x[i]));
+  const typename Kernels::Reduction reduction(fastsoftmax::kNoTemperature);
+  for (std::size_t i = 0; i < n; ++i) e[i] = std::max(0.0f, Kernels::exponent_of(x[i], reduction));
   for (std::size_t i = 0; i < n; i += S::kWidth) {
-    const typename Kernels::ExpParts parts = Kernels::exp_parts(Kernels::floor_input(S::load(x + i)));
+    const typename Kernels::ExpParts parts =
+        Kernels::exp_parts(Kernels::floor_input(S::load(x + i), reduction), reduction);
     S::store(y + i, Kernels::exp_output(parts, S::load(e + i), table));
   }
 }

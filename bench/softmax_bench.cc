@@ -4,14 +4,22 @@
 //   bound/copy/<n>                                  memcpy
 // for every algorithm, every ISA this CPU supports (registered at run time) and the row lengths
 // of the two-pass paper's grid. ratio_table.py turns the JSON output into ratios to the bound.
+// Then, on one thread each:
+//   softmax_topk/<candidate>/<isa>/n4/64x128256/k<k>   the fused softmax_topk against a softmax
+//                                                      followed by std::partial_sort or
+//                                                      std::nth_element, k = 1, 5, 50
+//   softmax_dtype/<type>/two_pass/<isa>/n4/<n>          softmax of float32, float16 and bfloat16
+//                                                      rows of 1e3, 1e5 and 1e7 elements
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <new>
+#include <numeric>
 #include <random>
 #include <string>
 #include <vector>
@@ -21,6 +29,7 @@
 #endif
 
 #include "fastsoftmax/fastsoftmax.h"
+#include "half.h"  // the library's own float -> float16 / bfloat16 rounding, for the inputs
 
 namespace {
 
@@ -62,7 +71,7 @@ std::vector<float> random_row(Distribution distribution, std::size_t n) {
 // ---- Buffer rotation -----------------------------------------------------------------------
 //
 // Each benchmark of row length n cycles through P (input, output) pairs, the next pair every
-// iteration, with
+// iteration, with (for float32 elements; 4n bytes for the 16-bit types)
 //   P = 1                                          if one pair (8n bytes) fits in the L3,
 //   P = min(ceil(3 * L3 / 8n), floor(2 GiB / 8n))  otherwise (at least 1).
 // Rows whose pair fits in the L3 are thus measured warm, from L1, L2 or L3 as a caller applying
@@ -93,46 +102,60 @@ std::size_t l3_bytes() {
   return kFallbackL3Bytes;
 }
 
-std::size_t pair_count(std::size_t n) {
+std::size_t pair_count(std::size_t n, std::size_t element_bytes = sizeof(float)) {
   static const std::size_t l3 = l3_bytes();
-  const std::size_t pair_bytes = 2 * n * sizeof(float);
+  const std::size_t pair_bytes = 2 * n * element_bytes;
   if (pair_bytes <= l3) return 1;
   const std::size_t wanted = (kRotationL3Multiple * l3 + pair_bytes - 1) / pair_bytes;
   return std::max<std::size_t>(1, std::min(wanted, kMaxRotationBytes / pair_bytes));
 }
 
+template <class T>
 struct AlignedDelete {
-  void operator()(float* p) const { ::operator delete[](p, std::align_val_t{kAlignment}); }
+  void operator()(T* p) const { ::operator delete[](p, std::align_val_t{kAlignment}); }
 };
-using AlignedFloats = std::unique_ptr<float[], AlignedDelete>;
+template <class T>
+using AlignedArray = std::unique_ptr<T[], AlignedDelete<T>>;
 
-AlignedFloats allocate_floats(std::size_t n) {
-  return AlignedFloats(static_cast<float*>(::operator new[](n * sizeof(float), std::align_val_t{kAlignment})));
+template <class T>
+AlignedArray<T> allocate_array(std::size_t n) {
+  return AlignedArray<T>(static_cast<T*>(::operator new[](n * sizeof(T), std::align_val_t{kAlignment})));
 }
 
-// The pairs of one (distribution, n): every input holds the same random row.
-struct Buffers {
+// An element of type T with the value of v, rounded to nearest even for the 16-bit types.
+template <class T>
+T element_of(float v) {
+  return fastsoftmax::narrow<T>(v);
+}
+
+// The pairs of one (distribution, n) of element type T: every input holds the same random row
+// (for the 16-bit types: rounded from the float32 row).
+template <class T>
+struct TypedBuffers {
   Distribution distribution = Distribution::kUniform1000;
   std::size_t n = 0;
-  std::vector<AlignedFloats> inputs;
-  std::vector<AlignedFloats> outputs;
+  std::vector<AlignedArray<T>> inputs;
+  std::vector<AlignedArray<T>> outputs;
 };
+using Buffers = TypedBuffers<float>;
 
-// The buffers for (distribution, n), built on first use. Benchmarks are registered grouped by
-// row length and distribution, so one set at a time suffices and memory stays at one rotation.
-const Buffers& buffers_for(Distribution distribution, std::size_t n) {
-  static Buffers current;
+// The buffers for (distribution, n) of element type T, built on first use. Benchmarks are
+// registered grouped by row length and distribution, so one set per element type at a time
+// suffices and memory stays at one rotation per type.
+template <class T = float>
+const TypedBuffers<T>& buffers_for(Distribution distribution, std::size_t n) {
+  static TypedBuffers<T> current;
   if (!current.inputs.empty() && current.distribution == distribution && current.n == n) return current;
-  current = Buffers{};  // free the old set before allocating the new one
+  current = TypedBuffers<T>{};  // free the old set before allocating the new one
   current.distribution = distribution;
   current.n = n;
   const std::vector<float> row = random_row(distribution, n);
-  for (std::size_t p = 0; p < pair_count(n); ++p) {
-    current.inputs.push_back(allocate_floats(n));
-    std::copy(row.begin(), row.end(), current.inputs.back().get());
+  for (std::size_t p = 0; p < pair_count(n, sizeof(T)); ++p) {
+    current.inputs.push_back(allocate_array<T>(n));
+    std::transform(row.begin(), row.end(), current.inputs.back().get(), element_of<T>);
     // Written now so that page faults are not timed.
-    current.outputs.push_back(allocate_floats(n));
-    std::fill_n(current.outputs.back().get(), n, 0.0f);
+    current.outputs.push_back(allocate_array<T>(n));
+    std::fill_n(current.outputs.back().get(), n, element_of<T>(0.0f));
   }
   return current;
 }
@@ -143,11 +166,12 @@ const Buffers& buffers_for(Distribution distribution, std::size_t n) {
 // (bytes_per_element: the kernel's minimum memory traffic) and ns_per_element. The counters
 // divide by CPU time, the same as wall time for this single-threaded work; ratio_table.py uses
 // the wall time. (UseRealTime would add "/real_time" to every name.)
-template <class Kernel>
-void run_rotated(benchmark::State& state, const Buffers& buffers, std::size_t bytes_per_element, Kernel&& kernel) {
+template <class T, class Kernel>
+void run_rotated(benchmark::State& state, const TypedBuffers<T>& buffers, std::size_t bytes_per_element,
+                 Kernel&& kernel) {
   std::size_t next = 0;
   for (auto _ : state) {
-    float* y = buffers.outputs[next].get();
+    T* y = buffers.outputs[next].get();
     const Status status = kernel(buffers.inputs[next].get(), y);
     if (status != Status::kOk) {
       state.SkipWithError(fastsoftmax::status_message(status));
@@ -206,6 +230,7 @@ void register_softmax(const Family& family, const AlgorithmTraffic& traffic, Isa
   Options options;
   options.algorithm = traffic.algorithm;
   options.isa = isa;
+  options.num_threads = 1;  // single-thread figures: long rows would otherwise be split
   benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) {
     run_rotated(state, buffers_for(distribution, n), traffic.bytes_per_element,
                 [&](const float* x, float* y) { return family.run(x, y, n, options); });
@@ -244,6 +269,155 @@ void register_bounds(std::size_t n) {
   });
 }
 
+// ---- Fused softmax + top-k against softmax then a sort -----------------------------------------
+//
+// 64 rows of 128256 float32 (an LLM vocabulary), normal inputs (n4), the rows of one rotated
+// buffer set; every candidate on one thread and gives the k largest probabilities of each row
+// with their indices, sorted (the larger first):
+//   fused                 fastsoftmax::softmax_topk (one pass; the softmax is never written)
+//   softmax_partial_sort  fastsoftmax::softmax (automatic algorithm) into y, then per row
+//                         std::partial_sort of the indices by y (ties: lower index first)
+//   softmax_nth_element   the same softmax, then std::nth_element and a sort of the first k
+// The softmax runs on the same ISA as the fused call. Counters count the elements of the whole
+// batch; bytes/s is each candidate's least traffic: fused 4 bytes/element (x read once), the
+// others 16 (the softmax's 12, then the selection reads y).
+
+constexpr std::size_t kTopkRows = 64;
+constexpr std::size_t kTopkColumns = 128256;
+constexpr std::size_t kTopkKs[] = {1, 5, 50};
+constexpr Distribution kTopkDistribution = Distribution::kNormal4;
+constexpr std::size_t kFusedTopkBytes = 4;
+constexpr std::size_t kSoftmaxThenSortBytes = 16;
+
+enum class TopkCandidate { kFused, kSoftmaxPartialSort, kSoftmaxNthElement };
+constexpr TopkCandidate kTopkCandidates[] = {TopkCandidate::kFused, TopkCandidate::kSoftmaxPartialSort,
+                                             TopkCandidate::kSoftmaxNthElement};
+
+const char* topk_candidate_name(TopkCandidate candidate) {
+  switch (candidate) {
+    case TopkCandidate::kFused: return "fused";
+    case TopkCandidate::kSoftmaxPartialSort: return "softmax_partial_sort";
+    case TopkCandidate::kSoftmaxNthElement: return "softmax_nth_element";
+  }
+  return "unknown";
+}
+
+// One candidate's work on one batch: x (kTopkRows x kTopkColumns) to values and indices
+// (kTopkRows x k); y is the softmax's output, order a row's worth of index scratch.
+struct TopkRun {
+  TopkCandidate candidate;
+  std::size_t k;
+  Options options;
+
+  Status operator()(const float* x, float* y, float* values, std::int64_t* indices,
+                    std::vector<std::int64_t>& order) const {
+    fastsoftmax::RowLayout layout = fastsoftmax::RowLayout::contiguous(kTopkRows, kTopkColumns);
+    if (candidate == TopkCandidate::kFused) {
+      layout.y_row_stride = static_cast<std::ptrdiff_t>(k);  // k results per row
+      return fastsoftmax::softmax_topk(x, layout, k, values, indices, /*sorted=*/true, options);
+    }
+    const Status status = fastsoftmax::softmax(x, y, layout, options);
+    if (status != Status::kOk) return status;
+    const auto kth = static_cast<std::ptrdiff_t>(k);
+    for (std::size_t r = 0; r < kTopkRows; ++r) {
+      const float* p = y + r * kTopkColumns;
+      const auto larger = [p](std::int64_t a, std::int64_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); };
+      std::iota(order.begin(), order.end(), std::int64_t{0});
+      if (candidate == TopkCandidate::kSoftmaxPartialSort) {
+        std::partial_sort(order.begin(), order.begin() + kth, order.end(), larger);
+      } else {
+        std::nth_element(order.begin(), order.begin() + (kth - 1), order.end(), larger);
+        std::sort(order.begin(), order.begin() + kth, larger);
+      }
+      for (std::size_t j = 0; j < k; ++j) {
+        values[r * k + j] = p[order[j]];
+        indices[r * k + j] = order[j];
+      }
+    }
+    return Status::kOk;
+  }
+};
+
+// The candidate's results on x agree with softmax_topk's: the same probabilities in the same
+// order (within 1e-5 relative; equal probabilities may come with other indices). Untimed.
+bool topk_agrees(const TopkRun& run, const float* x, float* y, std::vector<std::int64_t>& order) {
+  std::vector<float> values(kTopkRows * run.k), fused_values(kTopkRows * run.k);
+  std::vector<std::int64_t> indices(kTopkRows * run.k), fused_indices(kTopkRows * run.k);
+  const TopkRun fused{TopkCandidate::kFused, run.k, run.options};
+  if (run(x, y, values.data(), indices.data(), order) != Status::kOk ||
+      fused(x, y, fused_values.data(), fused_indices.data(), order) != Status::kOk) {
+    return false;
+  }
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (!(std::fabs(values[i] - fused_values[i]) <= 1e-5f * fused_values[i])) return false;
+  }
+  return true;
+}
+
+void register_topk(TopkCandidate candidate, Isa isa, std::size_t k) {
+  const std::string name = std::string("softmax_topk/") + topk_candidate_name(candidate) + "/" +
+                           fastsoftmax::isa_name(isa) + "/" + distribution_name(kTopkDistribution) + "/" +
+                           std::to_string(kTopkRows) + "x" + std::to_string(kTopkColumns) + "/k" + std::to_string(k);
+  Options options;
+  options.isa = isa;
+  options.num_threads = 1;
+  const TopkRun run{candidate, k, options};
+  benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) {
+    const Buffers& buffers = buffers_for(kTopkDistribution, kTopkRows * kTopkColumns);
+    std::vector<float> values(kTopkRows * k);
+    std::vector<std::int64_t> indices(kTopkRows * k);
+    std::vector<std::int64_t> order(kTopkColumns);
+    if (candidate != TopkCandidate::kFused &&
+        !topk_agrees(run, buffers.inputs[0].get(), buffers.outputs[0].get(), order)) {
+      state.SkipWithError("results differ from softmax_topk's");
+      return;
+    }
+    const std::size_t bytes = candidate == TopkCandidate::kFused ? kFusedTopkBytes : kSoftmaxThenSortBytes;
+    run_rotated(state, buffers, bytes, [&](const float* x, float* y) {
+      const Status status = run(x, y, values.data(), indices.data(), order);
+      benchmark::DoNotOptimize(values.data());
+      benchmark::DoNotOptimize(indices.data());
+      return status;
+    });
+  });
+}
+
+// ---- float16 and bfloat16 against float32 --------------------------------------------------
+//
+// softmax of one row of float32, float16 and bfloat16 (the same n4 values, rounded to the 16-bit
+// type), two-pass on every ISA (the automatic choice for the 16-bit types on the SIMD ISAs; the
+// same algorithm for float32 keeps the comparison to the element type), on one thread (float32
+// rows would otherwise be split across threads, 16-bit rows are not). bytes/s is two-pass's
+// traffic in the element's own size: 3 * 4 = 12 bytes per float32 element, 3 * 2 = 6 per 16-bit
+// element. The rotation sizes the 16-bit pairs by their own bytes.
+
+constexpr std::size_t kDtypeSizes[] = {1000, 100000, 10000000};
+constexpr Distribution kDtypeDistribution = Distribution::kNormal4;
+constexpr std::size_t kTwoPassAccesses = 3;  // read x; read x, write y
+
+template <class T>
+const char* dtype_name();
+template <>
+const char* dtype_name<float>() { return "float32"; }
+template <>
+const char* dtype_name<fastsoftmax::Float16>() { return "float16"; }
+template <>
+const char* dtype_name<fastsoftmax::BFloat16>() { return "bfloat16"; }
+
+template <class T>
+void register_dtype(Isa isa, std::size_t n) {
+  const std::string name = std::string("softmax_dtype/") + dtype_name<T>() + "/two_pass/" + fastsoftmax::isa_name(isa) +
+                           "/" + distribution_name(kDtypeDistribution) + "/" + std::to_string(n);
+  Options options;
+  options.algorithm = Algorithm::kTwoPass;
+  options.isa = isa;
+  options.num_threads = 1;
+  benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) {
+    run_rotated(state, buffers_for<T>(kDtypeDistribution, n), kTwoPassAccesses * sizeof(T),
+                [&](const T* x, T* y) { return fastsoftmax::softmax(x, y, fastsoftmax::RowLayout::contiguous(1, n), options); });
+  });
+}
+
 // Grouped by row length, then distribution, so that consecutive benchmarks share buffers.
 void register_all() {
   const std::vector<Isa> isas = fastsoftmax::supported_isas();
@@ -257,6 +431,16 @@ void register_all() {
         }
       }
     }
+  }
+  for (std::size_t k : kTopkKs) {
+    for (Isa isa : isas) {
+      for (TopkCandidate candidate : kTopkCandidates) register_topk(candidate, isa, k);
+    }
+  }
+  for (std::size_t n : kDtypeSizes) {
+    for (Isa isa : isas) register_dtype<float>(isa, n);
+    for (Isa isa : isas) register_dtype<fastsoftmax::Float16>(isa, n);
+    for (Isa isa : isas) register_dtype<fastsoftmax::BFloat16>(isa, n);
   }
   benchmark::AddCustomContext("fastsoftmax_version", FASTSOFTMAX_VERSION);
   benchmark::AddCustomContext("fastsoftmax_l3_bytes", std::to_string(l3_bytes()));

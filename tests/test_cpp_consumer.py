@@ -2,7 +2,9 @@
 
 The consumer calls ``find_package(fastsoftmax 0.1 CONFIG REQUIRED)`` and links
 ``fastsoftmax::fastsoftmax``; its program checks softmax/log_softmax results on every supported
-ISA and algorithm and prints "consumer ok". It is built against
+ISA and algorithm, ``Options::temperature``, ``softmax_topk`` (indices, order and values), float16
+and bfloat16 rows given as their bits, and the error statuses, against a long-double reference,
+and prints "consumer ok". It is built against
 
 - the installed Python package: once through ``-Dfastsoftmax_DIR=fastsoftmax.cmake_dir()`` and
   once through ``-DCMAKE_PREFIX_PATH=<package folder>`` (the folder the ``cmake.root`` entry
@@ -207,6 +209,12 @@ def test_consumer_with_fastsoftmax_dir(cmake, package_cmake_dir, tmp_path):
     assert f"fastsoftmax {fastsoftmax.__version__} " in output
     supported = re.search(r"^supported ISAs: (.*)$", output, re.MULTILINE)
     assert supported and supported.group(1).split() == fastsoftmax.available_isas()
+    # C++'s cpu_features() and Python's agree (f16c included).
+    features = re.search(r"^cpu features: (.*)$", output, re.MULTILINE)
+    assert features, output
+    seen = {name: value == "1" for name, value in (item.split("=") for item in features.group(1).split())}
+    python_features = fastsoftmax.cpu_features()
+    assert seen == {name: python_features[name] for name in seen}
 
 
 def test_consumer_with_package_prefix(cmake, package_cmake_dir, tmp_path):

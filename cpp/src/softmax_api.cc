@@ -114,7 +114,8 @@ const char* status_message(Status status) {
     case Status::kOk: return "ok";
     case Status::kInvalidArgument:
       return "invalid argument (null pointer, zero output stride over several elements, negative "
-             "thread count, unknown algorithm/ISA value, or a top-k k outside 1..n)";
+             "thread count, unknown algorithm/ISA value, temperature not finite and > 0, or a top-k k "
+             "outside 1..n)";
     case Status::kUnsupportedIsa:
       return "the requested ISA (or FASTSOFTMAX_ISA) is unknown, not compiled in, or not supported by "
              "this CPU";

@@ -43,10 +43,103 @@ const char* type_name<float>() { return "float"; }
 template <>
 const char* type_name<double>() { return "double"; }
 
+// ---- float16 and bfloat16 as bits: portable conversions written for this program --------------
+
+std::uint32_t bits_of_float(float f) {
+  std::uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  return bits;
+}
+float float_of_bits(std::uint32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+// IEEE 754 binary16: sign, 5 exponent bits (bias 15), 10 mantissa bits. Decoding is exact.
+double float16_value(std::uint16_t bits) {
+  const int exponent = (bits >> 10) & 0x1F;
+  const int mantissa = bits & 0x3FF;
+  double magnitude;
+  if (exponent == 0x1F) {
+    magnitude = mantissa != 0 ? std::numeric_limits<double>::quiet_NaN() : std::numeric_limits<double>::infinity();
+  } else if (exponent == 0) {
+    magnitude = std::ldexp(static_cast<double>(mantissa), -24);  // zero or subnormal
+  } else {
+    magnitude = std::ldexp(static_cast<double>(1024 + mantissa), exponent - 25);
+  }
+  return (bits & 0x8000u) != 0 ? -magnitude : magnitude;
+}
+// float -> binary16, rounded to nearest even (overflow to inf, NaN to a quiet NaN).
+std::uint16_t float16_bits(float f) {
+  const std::uint32_t bits = bits_of_float(f);
+  const auto sign = static_cast<std::uint16_t>((bits >> 16) & 0x8000u);
+  const std::uint32_t magnitude = bits & 0x7FFFFFFFu;
+  if (magnitude > 0x7F800000u) return static_cast<std::uint16_t>(sign | 0x7E00u);
+  if (magnitude >= 0x477FF000u) return static_cast<std::uint16_t>(sign | 0x7C00u);  // rounds to >= 65536
+  if (magnitude < 0x38800000u) {  // below 2^-14: a multiple of 2^-24, scaled exactly, then rounded
+    const float units = std::nearbyint(float_of_bits(magnitude) * 16777216.0f);
+    return static_cast<std::uint16_t>(sign | static_cast<std::uint16_t>(units));
+  }
+  const std::uint32_t rebiased = magnitude - 0x38000000u;  // exponent bias 127 -> 15
+  const std::uint32_t rounded = rebiased + 0xFFFu + ((rebiased >> 13) & 1u);
+  return static_cast<std::uint16_t>(sign | (rounded >> 13));
+}
+
+// bfloat16: the upper half of a float32. Decoding is exact.
+double bfloat16_value(std::uint16_t bits) { return float_of_bits(static_cast<std::uint32_t>(bits) << 16); }
+// float -> bfloat16, rounded to nearest even (NaN stays a quiet NaN).
+std::uint16_t bfloat16_bits(float f) {
+  const std::uint32_t bits = bits_of_float(f);
+  if (std::isnan(f)) return static_cast<std::uint16_t>((bits >> 16) | 0x40u);
+  return static_cast<std::uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+}
+
+template <class T>
+struct Half;
+template <>
+struct Half<fsm::Float16> {
+  static constexpr const char* kName = "float16";
+  static constexpr int kMantissaBits = 10;
+  static constexpr int kMinExponent = -14;  // of the smallest normal number
+  static fsm::Float16 from(float f) { return {float16_bits(f)}; }
+};
+template <>
+struct Half<fsm::BFloat16> {
+  static constexpr const char* kName = "bfloat16";
+  static constexpr int kMantissaBits = 7;
+  static constexpr int kMinExponent = -126;
+  static fsm::BFloat16 from(float f) { return {bfloat16_bits(f)}; }
+};
+
+// The distance between the 16-bit type's neighbours around v (finite, nonzero): one ULP.
+// An output value no call should leave: -7 (float, double), 0xFFFF (a NaN) for the 16-bit types.
+template <class T>
+T value_sentinel() {
+  return T(-7);
+}
+template <>
+fsm::Float16 value_sentinel<fsm::Float16>() {
+  return {0xFFFF};
+}
+template <>
+fsm::BFloat16 value_sentinel<fsm::BFloat16>() {
+  return {0xFFFF};
+}
+
+template <class T>
+long double half_ulp(long double v) {
+  int exponent = 0;
+  std::frexp(v, &exponent);  // |v| = m * 2^exponent, m in [0.5, 1)
+  return std::ldexp(1.0L, std::max(exponent - 1, Half<T>::kMinExponent) - Half<T>::kMantissaBits);
+}
+
 // softmax / log_softmax of the row x[i * stride] / temperature, i < n, in long double via
 // std::exp. Elements are read as long double (for the 16-bit types: through their value()).
 inline long double value_of(float v) { return v; }
 inline long double value_of(double v) { return v; }
+inline long double value_of(fsm::Float16 v) { return float16_value(v.bits); }
+inline long double value_of(fsm::BFloat16 v) { return bfloat16_value(v.bits); }
 
 template <class T>
 std::vector<long double> reference(const T* x, std::size_t n, std::ptrdiff_t stride, bool log,
@@ -272,8 +365,338 @@ void check_errors() {
     untouched(what);
   }
 
+  // Options::temperature must be finite and > 0.
+  for (double temperature : {0.0, -0.5, std::numeric_limits<double>::quiet_NaN(),
+                             std::numeric_limits<double>::infinity()}) {
+    fsm::Options options;
+    options.temperature = temperature;
+    const std::string what = "softmax(temperature " + std::to_string(temperature) + ")";
+    expect_status(fsm::softmax(x, y, 3, options), fsm::Status::kInvalidArgument, what);
+    expect_status(fsm::log_softmax(x, y, 3, options), fsm::Status::kInvalidArgument, "log_" + what);
+    untouched(what);
+  }
+
+  // softmax_topk: k outside 1..n, a non-fused algorithm, a bad temperature. Nothing is written.
+  float values[4] = {-7.0f, -7.0f, -7.0f, -7.0f};
+  std::int64_t indices[4] = {-7, -7, -7, -7};
+  const fsm::RowLayout row = fsm::RowLayout::contiguous(1, 3);
+  const auto topk_untouched = [&](const std::string& what) {
+    for (int j = 0; j < 4; ++j) {
+      if (values[j] != -7.0f || indices[j] != -7) {
+        fail(what + ": wrote the output despite the error");
+        return;
+      }
+    }
+  };
+  const auto check_topk_error = [&](std::size_t k, const fsm::Options& options, const std::string& what) {
+    expect_status(fsm::softmax_topk(x, row, k, values, indices, true, options), fsm::Status::kInvalidArgument, what);
+    topk_untouched(what);
+  };
+  check_topk_error(4, {}, "softmax_topk(k 4 > n 3)");
+  check_topk_error(0, {}, "softmax_topk(k 0)");
+  fsm::Options two_pass;
+  two_pass.algorithm = fsm::Algorithm::kTwoPass;
+  check_topk_error(2, two_pass, "softmax_topk(algorithm two_pass)");
+  for (double temperature : {0.0, -1.0}) {
+    fsm::Options options;
+    options.temperature = temperature;
+    check_topk_error(2, options, "softmax_topk(temperature " + std::to_string(temperature) + ")");
+  }
+  expect_status(fsm::softmax_topk(static_cast<const float*>(nullptr), row, 2, values, indices),
+                fsm::Status::kInvalidArgument, "softmax_topk(nullptr input)");
+  topk_untouched("softmax_topk(nullptr input)");
+
   if (std::strcmp(fsm::status_message(fsm::Status::kOk), fsm::status_message(fsm::Status::kInvalidArgument)) == 0) {
     fail("status_message gives kOk and kInvalidArgument the same text");
+  }
+}
+
+constexpr fsm::Algorithm kAllAlgorithms[] = {fsm::Algorithm::kAuto, fsm::Algorithm::kTwoPass,
+                                             fsm::Algorithm::kThreePassReload,
+                                             fsm::Algorithm::kThreePassRecompute, fsm::Algorithm::kOnline};
+
+// Options::temperature: softmax(x / T) and log_softmax(x / T) on every supported ISA and
+// algorithm against the reference of x / T (computed in long double). The inputs lie in [-8, 8),
+// so even T = 0.25 leaves every float32 output normal; 2^22 is outside the range the float32
+// SIMD kernels take (the library runs the scalar ones). The single-row overload runs the defaults.
+template <class T>
+void check_temperature(const std::vector<fsm::Isa>& isas) {
+  for (double temperature : {0.5, 3.0, 0.25, 4194304.0}) {
+    for (std::size_t n : {std::size_t{7}, std::size_t{300}}) {
+      const std::vector<T> x = make_values<T>(2 * n, static_cast<unsigned>(n) + 11);
+      const fsm::RowLayout layout = fsm::RowLayout::contiguous(2, n);
+      for (fsm::Isa isa : isas) {
+        for (fsm::Algorithm algorithm : kAllAlgorithms) {
+          fsm::Options options;
+          options.isa = isa;
+          options.algorithm = algorithm;
+          options.temperature = temperature;
+          for (bool log : {false, true}) {
+            std::vector<T> y(x.size(), T(-1));
+            const std::string what = describe(type_name<T>(), log, "") + "temperature=" + std::to_string(temperature) +
+                                     " isa=" + fsm::isa_name(isa) + " algorithm=" + fsm::algorithm_name(algorithm) +
+                                     " n=" + std::to_string(n);
+            if (expect_ok(apply(log, x.data(), y.data(), layout, options), what)) {
+              check_layout(what, x.data(), y.data(), layout, log, temperature);
+            }
+          }
+        }
+      }
+    }
+  }
+  const std::vector<T> x = {T(1), T(2), T(3), T(-1.5), T(0.25), T(7), T(-4)};
+  std::vector<T> y(x.size(), T(-1));
+  fsm::Options options;
+  options.temperature = 0.5;
+  const std::string what = describe(type_name<T>(), false, "small row at temperature 0.5");
+  if (expect_ok(fsm::softmax(x.data(), y.data(), x.size(), options), what)) {
+    check_layout(what, x.data(), y.data(), fsm::RowLayout::contiguous(1, x.size()), false, 0.5);
+  }
+}
+
+// ---- softmax_topk ----------------------------------------------------------------------------
+
+// Whether a computed probability matches the reference: float and double within the relative
+// tolerance (the library promises 2 ULP of the correctly rounded value); the 16-bit types within
+// kHalfUlps of their ULP (correct rounding is 0.5; the rest covers the float32 arithmetic).
+constexpr double kHalfUlps = 0.5 + 1.0 / 16;
+bool close_to(float got, long double ref) { return std::fabs(got - ref) <= tolerance<float>() * std::fabs(ref); }
+bool close_to(double got, long double ref) { return std::fabs(got - ref) <= tolerance<double>() * std::fabs(ref); }
+template <class T>
+bool close_to_half(T got, long double ref, double ulps) {
+  return std::fabs(value_of(got) - ref) <= ulps * half_ulp<T>(ref);
+}
+bool close_to(fsm::Float16 got, long double ref) { return close_to_half(got, ref, kHalfUlps); }
+bool close_to(fsm::BFloat16 got, long double ref) { return close_to_half(got, ref, kHalfUlps); }
+
+// The order softmax_topk promises: the larger input first, equal inputs by lower index.
+template <class T>
+std::vector<std::size_t> reference_order(const T* x, std::size_t n, std::ptrdiff_t stride) {
+  std::vector<std::size_t> order(n);
+  for (std::size_t i = 0; i < n; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return value_of(x[static_cast<std::ptrdiff_t>(a) * stride]) > value_of(x[static_cast<std::ptrdiff_t>(b) * stride]);
+  });
+  return order;
+}
+
+// One row's k results, values[j * out_stride] and indices[j * out_stride], against the reference
+// of x[i * stride] / temperature: the same indices in the same order if `sorted`, else the same
+// set; every value close to its index's reference probability.
+template <class T>
+bool check_topk_row(const std::string& what, const T* x, std::size_t n, std::ptrdiff_t stride, std::size_t k,
+                    const T* values, const std::int64_t* indices, std::ptrdiff_t out_stride, bool sorted,
+                    double temperature) {
+  const std::vector<std::size_t> order = reference_order(x, n, stride);
+  const std::vector<long double> ref = reference(x, n, stride, false, temperature);
+  std::vector<std::int64_t> got(k), expected(k);
+  for (std::size_t j = 0; j < k; ++j) {
+    got[j] = indices[static_cast<std::ptrdiff_t>(j) * out_stride];
+    expected[j] = static_cast<std::int64_t>(order[j]);
+  }
+  if (!sorted) {
+    std::sort(got.begin(), got.end());
+    std::sort(expected.begin(), expected.end());
+  }
+  for (std::size_t j = 0; j < k; ++j) {
+    if (got[j] != expected[j]) {
+      fail(what + ": result " + std::to_string(j) + (sorted ? "" : " (sorted by index)") + " has index " +
+           std::to_string(got[j]) + ", expected " + std::to_string(expected[j]));
+      return false;
+    }
+  }
+  for (std::size_t j = 0; j < k; ++j) {
+    const std::int64_t index = indices[static_cast<std::ptrdiff_t>(j) * out_stride];
+    const T value = values[static_cast<std::ptrdiff_t>(j) * out_stride];
+    const long double expected_value = ref[static_cast<std::size_t>(index)];
+    if (!close_to(value, expected_value)) {
+      char buf[256];
+      std::snprintf(buf, sizeof buf, "%s: result %zu (index %lld): got %.17Lg, expected %.17Lg", what.c_str(), j,
+                    static_cast<long long>(index), value_of(value), expected_value);
+      fail(buf);
+      return false;
+    }
+  }
+  return true;
+}
+
+// Calls softmax_topk on `rows` rows (input layout as given) with results laid out with a gap
+// after each (y_stride 2) and one more gap after each row, and checks every row and that the
+// gaps stay untouched.
+template <class T>
+void run_topk_case(const std::string& what, const T* x, fsm::RowLayout layout, std::size_t k, bool sorted,
+                   const fsm::Options& options) {
+  layout.y_stride = 2;
+  layout.y_row_stride = static_cast<std::ptrdiff_t>(2 * k + 1);
+  const std::size_t size = layout.rows * (2 * k + 1);
+  const T sentinel_value = value_sentinel<T>();
+  std::vector<T> values(size, sentinel_value);
+  std::vector<std::int64_t> indices(size, -7);
+  if (!expect_ok(fsm::softmax_topk(x, layout, k, values.data(), indices.data(), sorted, options), what)) return;
+  for (std::size_t r = 0; r < layout.rows; ++r) {
+    const std::ptrdiff_t out = static_cast<std::ptrdiff_t>(r) * layout.y_row_stride;
+    const std::string row_what = what + " row " + std::to_string(r);
+    if (!check_topk_row(row_what, x + static_cast<std::ptrdiff_t>(r) * layout.x_row_stride, layout.n,
+                        layout.x_stride, k, values.data() + out, indices.data() + out, 2, sorted,
+                        options.temperature)) {
+      return;
+    }
+  }
+  for (std::size_t i = 0; i < size; ++i) {
+    const std::size_t in_row = i % (2 * k + 1);
+    const bool result = in_row < 2 * k && in_row % 2 == 0;
+    if (!result && (indices[i] != -7 || std::memcmp(&values[i], &sentinel_value, sizeof(T)) != 0)) {
+      fail(what + ": wrote element " + std::to_string(i) + " outside the output layout");
+      return;
+    }
+  }
+}
+
+// softmax_topk on a small row with ties (3 at indices 1, 3 and 10) and on two rows of 1000
+// (long enough for the vector loops and the running top-k's buffer), for several k, sorted and
+// not, at temperature 1 and 0.5, on the automatic and every supported ISA.
+template <class T>
+void check_topk(const std::vector<fsm::Isa>& isas) {
+  const std::vector<T> small = {T(0.5), T(3), T(-1), T(3), T(2), T(7), T(2), T(-4), T(0), T(1.25), T(3), T(6.5)};
+  const std::vector<T> large = make_values<T>(2 * 1000, 21);
+  struct Row {
+    const char* name;
+    const T* x;
+    fsm::RowLayout layout;
+    std::vector<std::size_t> ks;
+  };
+  const Row cases[] = {
+      {"12 values with ties", small.data(), fsm::RowLayout::contiguous(1, small.size()), {1, 3, 5, small.size()}},
+      {"2 rows of 1000", large.data(), fsm::RowLayout::contiguous(2, 1000), {1, 5, 50, 1000}},
+  };
+  std::vector<fsm::Isa> all_isas = {fsm::Isa::kAuto};
+  all_isas.insert(all_isas.end(), isas.begin(), isas.end());
+  for (const Row& row : cases) {
+    for (std::size_t k : row.ks) {
+      for (fsm::Isa isa : all_isas) {
+        for (fsm::Algorithm algorithm : {fsm::Algorithm::kAuto, fsm::Algorithm::kOnline}) {
+          for (double temperature : {1.0, 0.5}) {
+            for (bool sorted : {true, false}) {
+              fsm::Options options;
+              options.isa = isa;
+              options.algorithm = algorithm;
+              options.temperature = temperature;
+              const std::string what = std::string("softmax_topk<") + type_name<T>() + "> " + row.name +
+                                       " k=" + std::to_string(k) + (sorted ? " sorted" : " unsorted") +
+                                       " temperature=" + std::to_string(temperature) + " isa=" + fsm::isa_name(isa) +
+                                       " algorithm=" + fsm::algorithm_name(algorithm);
+              run_topk_case(what, row.x, row.layout, k, sorted, options);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---- float16 and bfloat16 --------------------------------------------------------------------
+
+// The conversion helpers against bits written by hand, so that the checks below rest on them.
+void check_half_helpers() {
+  struct Known {
+    float value;
+    std::uint16_t float16;
+    std::uint16_t bfloat16;
+  };
+  const Known known[] = {
+      {1.0f, 0x3C00, 0x3F80}, {2.0f, 0x4000, 0x4000},   {-1.0f, 0xBC00, 0xBF80},      {0.5f, 0x3800, 0x3F00},
+      {3.0f, 0x4200, 0x4040}, {-2.25f, 0xC080, 0xC010}, {4.0f, 0x4400, 0x4080},       {0.0f, 0x0000, 0x0000},
+      {0.1f, 0x2E66, 0x3DCD}, {1.0f / 3, 0x3555, 0x3EAB}, {65504.0f, 0x7BFF, 0x4780}, {0x1p-24f, 0x0001, 0x3380},
+  };
+  for (const Known& k : known) {
+    char buf[160];
+    if (float16_bits(k.value) != k.float16 || bfloat16_bits(k.value) != k.bfloat16) {
+      std::snprintf(buf, sizeof buf, "helpers: %g encodes as float16 0x%04X, bfloat16 0x%04X; expected 0x%04X, 0x%04X",
+                    k.value, float16_bits(k.value), bfloat16_bits(k.value), k.float16, k.bfloat16);
+      fail(buf);
+    }
+    // Decoding is exact; the inexact values decode to their 16-bit roundings (within half a ULP).
+    const double f16 = float16_value(k.float16), bf16 = bfloat16_value(k.bfloat16);
+    const long double magnitude = k.value == 0.0f ? 1.0f : k.value;  // ULP of 0: any bound passes
+    if (std::fabs(f16 - k.value) > 0.5 * static_cast<double>(half_ulp<fsm::Float16>(magnitude)) ||
+        std::fabs(bf16 - k.value) > 0.5 * static_cast<double>(half_ulp<fsm::BFloat16>(magnitude))) {
+      std::snprintf(buf, sizeof buf, "helpers: %g decodes as float16 %.9g, bfloat16 %.9g", k.value, f16, bf16);
+      fail(buf);
+    }
+  }
+}
+
+// Every row of y (16-bit) against the reference of x's decoded values, within `ulps` of the
+// 16-bit type's ULP at the reference value.
+template <class T>
+bool check_half_layout(const std::string& what, const T* x, const T* y, const fsm::RowLayout& layout, bool log,
+                       double ulps) {
+  for (std::size_t r = 0; r < layout.rows; ++r) {
+    const T* x_row = x + static_cast<std::ptrdiff_t>(r) * layout.x_row_stride;
+    const T* y_row = y + static_cast<std::ptrdiff_t>(r) * layout.y_row_stride;
+    const std::vector<long double> ref = reference(x_row, layout.n, layout.x_stride, log);
+    for (std::size_t i = 0; i < layout.n; ++i) {
+      const T got = y_row[static_cast<std::ptrdiff_t>(i) * layout.y_stride];
+      if (!close_to_half(got, ref[i], ulps)) {  // also catches NaN
+        char buf[256];
+        std::snprintf(buf, sizeof buf, "%s: row %zu element %zu: got 0x%04X = %.9Lg, expected %.9Lg (error %.3Lg ULP > %.3g)",
+                      what.c_str(), r, i, got.bits, value_of(got), ref[i],
+                      std::fabs(value_of(got) - ref[i]) / half_ulp<T>(ref[i]), ulps);
+        fail(buf);
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+// softmax and log_softmax of 16-bit rows: a row written by hand and a generated one (2 x 10),
+// and 2 x 300 generated values, on the automatic and every supported ISA with every algorithm.
+// Outputs are rounded once (0.5 ULP and the float32 arithmetic's share), except with a forced
+// three_pass_reload, whose SIMD kernels store the terms exp(x - max) in the 16-bit output and
+// round them again after the scaling: the first rounding's relative error (half a ULP of the
+// term) can be a whole ULP of the result, so 1.5 ULP. Then softmax_topk on the hand-written row
+// (a tie at 3.0: indices 4 and 8).
+template <class T>
+void check_half(const std::vector<fsm::Isa>& isas) {
+  const float by_hand[10] = {1.0f, 2.0f, -1.0f, 0.5f, 3.0f, -2.25f, 4.0f, 0.0f, 3.0f, 1.0f / 3};
+  const std::vector<float> generated = make_values<float>(10 + 2 * 300, 5);
+  std::vector<T> small(20), large(600);
+  for (std::size_t i = 0; i < 10; ++i) small[i] = Half<T>::from(by_hand[i]);
+  for (std::size_t i = 0; i < 10; ++i) small[10 + i] = Half<T>::from(generated[i]);
+  for (std::size_t i = 0; i < 600; ++i) large[i] = Half<T>::from(generated[10 + i]);
+  const std::string type = Half<T>::kName;
+
+  std::vector<fsm::Isa> all_isas = {fsm::Isa::kAuto};
+  all_isas.insert(all_isas.end(), isas.begin(), isas.end());
+  for (const std::vector<T>* x : {&small, &large}) {
+    const fsm::RowLayout layout = fsm::RowLayout::contiguous(2, x->size() / 2);
+    for (fsm::Isa isa : all_isas) {
+      for (fsm::Algorithm algorithm : kAllAlgorithms) {
+        fsm::Options options;
+        options.isa = isa;
+        options.algorithm = algorithm;
+        const double ulps = algorithm == fsm::Algorithm::kThreePassReload ? 1.0 + kHalfUlps : kHalfUlps;
+        for (bool log : {false, true}) {
+          std::vector<T> y(x->size(), value_sentinel<T>());
+          const std::string what = describe(type.c_str(), log, "") + "isa=" + fsm::isa_name(isa) +
+                                   " algorithm=" + fsm::algorithm_name(algorithm) + " n=" + std::to_string(layout.n);
+          const fsm::Status status = log ? fsm::log_softmax(x->data(), y.data(), layout, options)
+                                         : fsm::softmax(x->data(), y.data(), layout, options);
+          if (expect_ok(status, what)) check_half_layout(what, x->data(), y.data(), layout, log, ulps);
+        }
+      }
+    }
+  }
+
+  for (fsm::Isa isa : all_isas) {
+    fsm::Options options;
+    options.isa = isa;
+    for (std::size_t k : {std::size_t{1}, std::size_t{3}, std::size_t{10}}) {
+      const std::string what = "softmax_topk<" + type + "> hand-written row k=" + std::to_string(k) +
+                               " isa=" + fsm::isa_name(isa);
+      run_topk_case(what, small.data(), fsm::RowLayout::contiguous(1, 10), k, true, options);
+    }
   }
 }
 
@@ -314,6 +737,9 @@ int main() {
   fsm::Isa auto_isa = fsm::Isa::kAuto;
   const fsm::Status auto_status = fsm::auto_isa(&auto_isa);
   if (expect_ok(auto_status, "auto_isa")) std::printf("auto ISA: %s\n", fsm::isa_name(auto_isa));
+  const fsm::CpuFeatures& features = fsm::cpu_features();
+  std::printf("cpu features: avx2=%d fma=%d f16c=%d avx512f=%d avx512bw=%d avx512vl=%d\n", features.avx2, features.fma,
+              features.f16c, features.avx512f, features.avx512bw, features.avx512vl);
 
   check_small_row<float>();
   check_small_row<double>();
@@ -323,6 +749,13 @@ int main() {
   check_strided<double>();
   check_forced<float>(supported);
   check_forced<double>(supported);
+  check_temperature<float>(supported);
+  check_temperature<double>(supported);
+  check_topk<float>(supported);
+  check_topk<double>(supported);
+  check_half_helpers();
+  check_half<fsm::Float16>(supported);
+  check_half<fsm::BFloat16>(supported);
   check_errors();
 
   if (g_failures != 0) {
