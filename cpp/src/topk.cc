@@ -41,9 +41,22 @@ T TopkSelector<T>::threshold() const {
 }
 
 template <class T>
-T TopkSelector<T>::offer(T value, std::size_t index) {
+void TopkSelector<T>::append(T value, std::size_t index) {
   buffer_.push_back({value, static_cast<std::int64_t>(index)});
   if (buffer_.size() == capacity_) keep_best();
+}
+
+template <class T>
+T TopkSelector<T>::offer(T value, std::size_t index) {
+  append(value, index);
+  return threshold_;
+}
+
+template <class T>
+T TopkSelector<T>::offer_lanes(const T* lanes, unsigned mask, std::size_t first_index) {
+  for (std::size_t lane = 0; mask != 0; ++lane, mask >>= 1) {
+    if ((mask & 1u) != 0 && lanes[lane] > threshold_) append(lanes[lane], first_index + lane);
+  }
   return threshold_;
 }
 

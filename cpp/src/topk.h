@@ -49,6 +49,9 @@ class TopkSelector {
   T threshold() const;
   // Takes x[index] = value, value > threshold(); returns the threshold after it.
   T offer(T value, std::size_t index);
+  // Takes the lanes[l] (x[first_index + l]) of the set bits l of `mask` that are above the
+  // threshold as it rises; returns the threshold after them. (One call per SIMD vector.)
+  T offer_lanes(const T* lanes, unsigned mask, std::size_t first_index);
   // The k best of row x[0, n) (every input above -inf has been offered; rows with NaN never
   // get here): the first -inf entries make up for a row with fewer than k finite values. In
   // result order if `sorted`, else in any order. x's elements are T, or 16-bit for T = float.
@@ -57,6 +60,8 @@ class TopkSelector {
 
  private:
   void keep_best();
+
+  void append(T value, std::size_t index);
 
   std::size_t k_;
   std::size_t capacity_;

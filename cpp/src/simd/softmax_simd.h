@@ -430,17 +430,6 @@ struct SimdKernels {
     finish(n, x, y, online_total(n, x, t), kLog, t);
   }
 
-  // The index of the lowest set bit of a non-zero mask (a member, so each ISA has its own copy).
-  static std::size_t lowest_bit(unsigned mask) {
-#if defined(_MSC_VER)
-    unsigned long index;
-    _BitScanForward(&index, mask);
-    return index;
-#else
-    return static_cast<std::size_t>(__builtin_ctz(mask));
-#endif
-  }
-
   // Fused softmax + top-k (Milakov & Gimelshein, Alg. 4): the online pass, offering the selector
   // every input above its threshold. A block is looked at lane by lane only when its maximum
   // exceeds the threshold, which after the first blocks of a row is rare.
@@ -451,16 +440,13 @@ struct SimdKernels {
     const RowTotal total = online_total(n, x, t, [&](const Block& v, V block_max, std::size_t i, std::size_t valid) {
       if (!S::any_greater(block_max, S::set1(threshold))) return;
       float lanes[kWidth];
-      for (int j = 0; j < kUnroll && j * kWidth < valid; ++j) {
-        // Only the lanes above the threshold, which an offer may raise as it goes.
-        unsigned above = S::greater_mask(v[j], S::set1(threshold));
+      for (std::size_t start = 0; start < valid; start += kWidth) {
+        const V vector = v[start / kWidth];
+        unsigned above = S::greater_mask(vector, S::set1(threshold));
+        if (valid - start < kWidth) above &= (1u << (valid - start)) - 1;  // the lanes past the row
         if (above == 0) continue;
-        S::store(lanes, v[j]);
-        for (; above != 0; above &= above - 1) {
-          const std::size_t lane = lowest_bit(above);
-          const std::size_t index = j * kWidth + lane;
-          if (index < valid && lanes[lane] > threshold) threshold = selector.offer(lanes[lane], i + index);
-        }
+        S::store(lanes, vector);
+        threshold = selector.offer_lanes(lanes, above, i + start);
       }
     });
     if (!fast_row_total(total.sum, total.exponent)) return false;
