@@ -43,9 +43,9 @@ struct SimdKernels {
   static constexpr float kTableSize = 1 << S::kTableBits;
   static constexpr float kLog2e = 0x1.715476p+0f;
   static constexpr float kStepsPerUnit = kTableSize * kLog2e;  // table steps per unit of x
-  // ln(2) / kTableSize split in two floats (Cody-Waite); with FMA the first step is exact.
+  // The high part of ln(2) / kTableSize (Cody-Waite): its trailing zero bits make n * kStepHi,
+  // and so the first reduction step, exact at temperature 1. Reduction adds the low part.
   static constexpr float kStepHi = 0x1.62E430p-1f / kTableSize;
-  static constexpr float kStepLo = -0x1.05C610p-29f / kTableSize;
   static constexpr float kRoundingBias = 0x1.8p23f;  // adding it leaves no fraction bits
   static constexpr double kLn2 = 0.693147180559945309417232121458176568;
   // Below every exponent the kernels produce (kExpInputFloor * log2(e) is about -1.9e5).
