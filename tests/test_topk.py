@@ -699,6 +699,47 @@ def test_threads_one_and_two_identical(isa, dt):
             check_topk(x, k, *unsorted, sorted=False, ref=ref, order=order, context=f"{isa} threads=2 unsorted")
 
 
+@functools.cache
+def split_rows_input(dt, case: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Three rows of 300000: with 2 threads each row is split in two slices (too few rows to share
+    out whole; two rows would be, one per thread). The cases put the row's specials, its ties and
+    its best entries in either slice. With the reference and the expected order (computed once)."""
+    x = np.random.default_rng([SEED, 13]).normal(0, 3, (3, 300_000)).astype(dt)
+    half = x.shape[1] // 2
+    if case == "minus_inf_slice":  # a slice of nothing but -inf: declined there, fast as a whole
+        x[:, :half] = -np.inf
+    elif case == "ties_across_slices":  # equal maxima in both slices: the first slice's index wins
+        x[:, [half - 1, half, 7, x.shape[1] - 1]] = 20.0
+    elif case == "best_in_second_slice":
+        x[:, half + 5 : half + 60] += 30.0
+    elif case == "specials_in_second_slice":
+        x[0, half + 11] = np.nan
+        x[1, [half + 3, half + 99]] = np.inf
+    elif case == "huge_in_second_slice":
+        x[:, half + 1] = 1e30
+    return x, reference(x), expected_indices(x, 300)
+
+
+@pytest.mark.parametrize(
+    "case", ["plain", "minus_inf_slice", "ties_across_slices", "best_in_second_slice", "specials_in_second_slice",
+             "huge_in_second_slice"]
+)
+@pytest.mark.parametrize("dt", [np.float32, np.float64], ids=["f32", "f64"])
+def test_split_rows_match_whole_rows(isa, dt, case):
+    """Few long rows with 2 threads are split across them (a selector and a normalizer per slice,
+    merged): the indices of the unsplit rows, the reference's values."""
+    x, ref, order = split_rows_input(dt, case)
+    for k, temperature in ((1, 1.0), (300, 1.0), (64, 0.6)):
+        one = fastsoftmax.softmax_topk(x, k, isa=isa, num_threads=1, temperature=temperature)
+        two = fastsoftmax.softmax_topk(x, k, isa=isa, num_threads=2, temperature=temperature)
+        context = f"{isa} {np.dtype(dt)} {case} k={k} T={temperature}"
+        np.testing.assert_array_equal(one[1], two[1], err_msg=context)
+        if temperature == 1.0:
+            check_topk(x, k, *two, ref=ref, order=order, context=f"{context} threads=2")
+        else:  # the merged normalizer may round the last bit differently
+            np.testing.assert_allclose(two[0], one[0], rtol=4 * np.finfo(dt).eps, err_msg=context)
+
+
 def numpy_topk(x: np.ndarray, k: int, axis: int) -> tuple[np.ndarray, np.ndarray]:
     """softmax_topk built from NumPy: np.argsort(-x, kind="stable"), NaN rows at 0..k-1, values
     from the extended-precision reference (in np.longdouble)."""

@@ -123,15 +123,6 @@ void run_row_share(std::size_t rows, std::size_t row_bytes, std::atomic<std::siz
   }
 }
 
-// Threads worth using for `bytes` of input: the request (0: get_num_threads()), at most one per
-// kMinBytesPerThread and per available CPU; one in a forked child.
-std::size_t useful_threads(std::size_t bytes, int requested_threads) {
-  std::size_t threads = static_cast<std::size_t>(requested_threads > 0 ? requested_threads : get_num_threads());
-  threads = std::min(threads, std::max<std::size_t>(1, bytes / kMinBytesPerThread));
-  // The affinity mask is read (a system call) only for work that may use threads.
-  if (threads > 1) threads = std::min(threads, static_cast<std::size_t>(available_cpus()));
-  return g_in_forked_child ? 1 : threads;
-}
 
 // ---- Rows next to each other: blocks of columns ----------------------------------------------
 
@@ -187,10 +178,7 @@ RowTotal merged_total(const SliceReport* reports, int count) {
 void run_split_row(const RowJob<float>& job, const float* x, float* y, int t, int count, SliceReport* reports) {
   const SplitRowKernels& k = *job.split;
   const std::size_t n = job.layout.n;
-  const std::size_t per_thread = (n + static_cast<std::size_t>(count) - 1) / static_cast<std::size_t>(count);
-  const std::size_t step = (per_thread + kSliceAlignElements - 1) / kSliceAlignElements * kSliceAlignElements;
-  const std::size_t begin = std::min(n, step * static_cast<std::size_t>(t));
-  const std::size_t len = std::min(n, begin + step) - begin;
+  const auto [begin, len] = slice_of(n, t, count);
   const float* xs = x + begin;
   float* ys = y + begin;
   SliceReport& mine = reports[t];
@@ -242,19 +230,43 @@ void run_split_rows(const RowJob<float>& job, int t, int count, std::vector<Slic
 
 // Split rows when they are few and long: whole rows per thread would leave threads idle.
 template <class T>
-bool split_rows(const RowJob<T>& job, int threads) {
+bool split_rows(const RowJob<T>& job, std::size_t threads) {
   const RowLayout& layout = job.layout;
   if constexpr (!std::is_same_v<T, float>) {
     return false;
   } else {
     const bool splittable = job.split != nullptr && layout.x_stride == 1 && layout.y_stride == 1 && layout.n > 1;
-    const bool rows_balance = layout.rows >= 4 * static_cast<std::size_t>(threads) ||
-                              layout.rows % static_cast<std::size_t>(threads) == 0;
-    return splittable && !rows_balance && layout.n >= kMinSliceElements * static_cast<std::size_t>(threads);
+    return splittable && split_pays(layout.rows, layout.n, threads);
   }
 }
 
 }  // namespace
+
+bool split_pays(std::size_t rows, std::size_t n, std::size_t threads) {
+  const bool rows_balance = rows >= 4 * threads || rows % threads == 0;
+  return !rows_balance && n >= kMinSliceElements * threads;
+}
+
+Slice slice_of(std::size_t n, int thread, int count) {
+  const std::size_t per_thread = (n + static_cast<std::size_t>(count) - 1) / static_cast<std::size_t>(count);
+  const std::size_t step = (per_thread + kSliceAlignElements - 1) / kSliceAlignElements * kSliceAlignElements;
+  const std::size_t begin = std::min(n, step * static_cast<std::size_t>(thread));
+  return {begin, std::min(n, begin + step) - begin};
+}
+
+void run_team_of(std::size_t threads, const std::function<void(int, int)>& body) {
+  const ThreadTeamLease lease(static_cast<int>(threads));
+  if (lease.threads() == 1) return body(0, 1);
+  run_team(lease.threads(), body);
+}
+
+std::size_t useful_threads(std::size_t bytes, int requested_threads) {
+  std::size_t threads = static_cast<std::size_t>(requested_threads > 0 ? requested_threads : get_num_threads());
+  threads = std::min(threads, std::max<std::size_t>(1, bytes / kMinBytesPerThread));
+  // The affinity mask is read (a system call) only for work that may use threads.
+  if (threads > 1) threads = std::min(threads, static_cast<std::size_t>(available_cpus()));
+  return g_in_forked_child ? 1 : threads;
+}
 
 void set_num_threads(int threads) { g_default_threads = threads > 0 ? threads : 0; }
 
@@ -277,7 +289,7 @@ void run_rows(const RowJob<T>& job, int requested_threads) {
   const RowLayout& layout = job.layout;
   std::size_t threads = useful_threads(layout.rows * layout.n * sizeof(T), requested_threads);
   const bool columns = column_layout(job);
-  const bool split = !columns && split_rows(job, static_cast<int>(threads));
+  const bool split = !columns && split_rows(job, threads);
   if (!columns && !split) {
     return run_row_runs(layout.rows, layout.n * sizeof(T), requested_threads, [&job](std::size_t begin, std::size_t end) {
       std::vector<T> buffer;

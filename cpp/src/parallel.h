@@ -38,6 +38,24 @@ inline bool columns_adjacent(const RowLayout& layout) {
 template <class T>
 void run_rows(const RowJob<T>& job, int requested_threads);
 
+// ---- For callers that split rows themselves (softmax_topk) ----
+
+// The threads worth using for `bytes` of input: the request (0: get_num_threads()), at most one
+// per 256 KiB and per available CPU; one in a forked child.
+std::size_t useful_threads(std::size_t bytes, int requested_threads);
+// Whether `rows` rows of n elements are better split across `threads` threads than shared out
+// whole: too few rows to balance, and slices of at least 64K elements.
+bool split_pays(std::size_t rows, std::size_t n, std::size_t threads);
+// Thread `thread` of `count`'s part of a row of n elements: slices start on 64-byte boundaries
+// of the row, so threads never write the same cache line.
+struct Slice {
+  std::size_t begin, length;
+};
+Slice slice_of(std::size_t n, int thread, int count);
+// Runs body(thread, count) on `threads` threads (threads_barrier() syncs them), or on the
+// calling thread alone (count 1) while another call of the process holds the team.
+void run_team_of(std::size_t threads, const std::function<void(int, int)>& body);
+
 // Calls body(begin, end) on runs of rows that together cover [0, rows) once, on up to
 // `requested_threads` threads (0: get_num_threads()) under the same rules as run_rows; a run
 // holds about 256 KiB of input, `row_bytes` each row.

@@ -8,6 +8,7 @@
 
 #include "half.h"
 #include "parallel.h"
+#include "thread_pool.h"
 
 namespace fastsoftmax {
 namespace {
@@ -58,6 +59,11 @@ T TopkSelector<T>::offer_lanes(const T* lanes, unsigned mask, std::size_t first_
     if ((mask & 1u) != 0 && lanes[lane] > threshold_) append(lanes[lane], first_index + lane);
   }
   return threshold_;
+}
+
+template <class T>
+void TopkSelector<T>::merge(const TopkSelector& other, std::size_t index_offset) {
+  for (const Candidate& c : other.buffer_) append(c.value, static_cast<std::size_t>(c.index) + index_offset);
 }
 
 template <class T>
@@ -145,20 +151,96 @@ void checked_topk(std::size_t n, const T* x, std::size_t k, bool sorted, Tempera
   }
 }
 
+// The results of a row whose every input above -inf has been offered to the selector, and whose
+// normalizer is `total`.
+template <class T>
+void write_topk(const TopkJob<T>& job, std::size_t n, const T* x, TopkSelector<ComputeOf<T>>& selector,
+                const TopkTotal<ComputeOf<T>>& total, const TopkOut<T>& out) {
+  using Wide = WideOf<T>;
+  const auto* best = selector.finish(n, x, job.sorted);
+  for (std::size_t j = 0; j < job.k; ++j) {
+    const Wide scaled = (static_cast<Wide>(best[j].value) - total.shift) / static_cast<Wide>(job.temperature.value);
+    out.set(j, std::exp(scaled - total.log_scale) / total.sum, best[j].index);
+  }
+}
+
 template <class T>
 void topk_row(const TopkJob<T>& job, std::size_t n, const T* x, TopkSelector<ComputeOf<T>>& selector,
               const TopkOut<T>& out) {
-  using Wide = WideOf<T>;
   const Temperature t = job.temperature;
   selector.clear();
   TopkTotal<ComputeOf<T>> total;
   // One-element rows go to the checked path, which gives exactly 1 (as softmax does).
   if (n == 1 || !job.pass(n, x, t, selector, &total)) return checked_topk(n, x, job.k, job.sorted, t, selector, out);
-  const auto* best = selector.finish(n, x, job.sorted);
-  for (std::size_t j = 0; j < job.k; ++j) {
-    const Wide scaled = (static_cast<Wide>(best[j].value) - total.shift) / static_cast<Wide>(t.value);
-    out.set(j, std::exp(scaled - total.log_scale) / total.sum, best[j].index);
-  }
+  write_topk(job, n, x, selector, total, out);
+}
+
+// Where row r of the job starts, and where its results go.
+template <class T>
+const T* row_of(const TopkJob<T>& job, std::size_t r) {
+  return job.x + static_cast<std::ptrdiff_t>(r) * job.layout.x_row_stride;
+}
+template <class T>
+TopkOut<T> out_of(const TopkJob<T>& job, std::size_t r) {
+  const std::ptrdiff_t offset = static_cast<std::ptrdiff_t>(r) * job.layout.y_row_stride;
+  return {job.values + offset, job.indices + offset, job.layout.y_stride};
+}
+
+// One slice's pass over a row split across threads.
+template <class T>
+struct SliceTopk {
+  TopkSelector<ComputeOf<T>> selector;
+  TopkTotal<ComputeOf<T>> total;
+  bool fast;
+};
+
+// The row's normalizer from its slices': sum_s * exp(log_scale_s + (shift_s - shift) / t) over
+// the largest shift and log-scale, so no term overflows.
+template <class T>
+TopkTotal<ComputeOf<T>> merged_total(const std::vector<SliceTopk<T>>& slices, int count, Temperature t) {
+  using Wide = WideOf<T>;
+  const auto scale_of = [&](const TopkTotal<ComputeOf<T>>& s, ComputeOf<T> shift) {
+    return s.log_scale + (static_cast<Wide>(s.shift) - shift) / static_cast<Wide>(t.value);
+  };
+  ComputeOf<T> shift = slices[0].total.shift;
+  for (int s = 1; s < count; ++s) shift = std::max(shift, slices[s].total.shift);
+  Wide log_scale = scale_of(slices[0].total, shift);
+  for (int s = 1; s < count; ++s) log_scale = std::max(log_scale, scale_of(slices[s].total, shift));
+  Wide sum = 0;
+  for (int s = 0; s < count; ++s) sum += slices[s].total.sum * std::exp(scale_of(slices[s].total, shift) - log_scale);
+  return {sum, log_scale, shift};
+}
+
+// Few long rows: each is split across the team. Every thread passes over its slice with its own
+// selector; thread 0 merges the normalizers and the candidates and writes the row. A row one of
+// whose slices the pass declines (NaN, +inf, huge values, or a slice of nothing but -inf) is
+// done by thread 0 alone, as an unsplit row.
+template <class T>
+void run_split_topk_rows(const TopkJob<T>& job, std::size_t threads) {
+  std::vector<SliceTopk<T>> slices;
+  for (std::size_t s = 0; s < threads; ++s) slices.push_back({TopkSelector<ComputeOf<T>>(job.k), {}, false});
+  run_team_of(threads, [&](int thread, int count) {
+    const std::size_t n = job.layout.n;
+    for (std::size_t r = 0; r < job.layout.rows; ++r) {
+      const T* x = row_of(job, r);
+      const Slice slice = slice_of(n, thread, count);
+      SliceTopk<T>& mine = slices[static_cast<std::size_t>(thread)];
+      mine.selector.clear();
+      mine.fast = job.pass(slice.length, x + slice.begin, job.temperature, mine.selector, &mine.total);
+      threads_barrier(count);
+      if (thread == 0) {
+        TopkSelector<ComputeOf<T>>& merged = slices[0].selector;
+        const bool fast = std::all_of(slices.begin(), slices.begin() + count, [](const auto& s) { return s.fast; });
+        if (!fast) {
+          topk_row(job, n, x, merged, out_of(job, r));
+        } else {
+          for (int s = 1; s < count; ++s) merged.merge(slices[static_cast<std::size_t>(s)].selector, slice_of(n, s, count).begin);
+          write_topk(job, n, x, merged, merged_total(slices, count, job.temperature), out_of(job, r));
+        }
+      }
+      threads_barrier(count);  // the slices' selectors are reused by the next row
+    }
+  });
 }
 
 }  // namespace
@@ -166,20 +248,20 @@ void topk_row(const TopkJob<T>& job, std::size_t n, const T* x, TopkSelector<Com
 template <class T>
 void run_topk_rows(const TopkJob<T>& job, int requested_threads) {
   const RowLayout& layout = job.layout;
+  const std::size_t threads = useful_threads(layout.rows * layout.n * sizeof(T), requested_threads);
+  if (layout.x_stride == 1 && split_pays(layout.rows, layout.n, threads)) return run_split_topk_rows(job, threads);
   run_row_runs(layout.rows, layout.n * sizeof(T), requested_threads, [&job](std::size_t begin, std::size_t end) {
     const RowLayout& l = job.layout;
     TopkSelector<ComputeOf<T>> selector(job.k);
     std::vector<T> gathered;  // a strided row, copied contiguous
     for (std::size_t r = begin; r < end; ++r) {
-      const T* x = job.x + static_cast<std::ptrdiff_t>(r) * l.x_row_stride;
+      const T* x = row_of(job, r);
       if (l.x_stride != 1) {
         gathered.resize(l.n);
         for (std::size_t i = 0; i < l.n; ++i) gathered[i] = x[static_cast<std::ptrdiff_t>(i) * l.x_stride];
         x = gathered.data();
       }
-      const std::ptrdiff_t out_offset = static_cast<std::ptrdiff_t>(r) * l.y_row_stride;
-      const TopkOut<T> out{job.values + out_offset, job.indices + out_offset, l.y_stride};
-      topk_row(job, l.n, x, selector, out);
+      topk_row(job, l.n, x, selector, out_of(job, r));
     }
   });
 }

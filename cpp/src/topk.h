@@ -52,6 +52,9 @@ class TopkSelector {
   // Takes the lanes[l] (x[first_index + l]) of the set bits l of `mask` that are above the
   // threshold as it rises; returns the threshold after them. (One call per SIMD vector.)
   T offer_lanes(const T* lanes, unsigned mask, std::size_t first_index);
+  // Takes every candidate of another selector, its indices shifted by index_offset (a later slice
+  // of the same row): whatever their order, the cut back to the best k orders them in full.
+  void merge(const TopkSelector& other, std::size_t index_offset);
   // The k best of row x[0, n) (every input above -inf has been offered; rows with NaN never
   // get here): the first -inf entries make up for a row with fewer than k finite values. In
   // result order if `sorted`, else in any order. x's elements are T, or 16-bit for T = float.
