@@ -435,7 +435,8 @@ def softmax_topk(
         to 0 still come in order of their inputs. False: the same results in an unspecified
         order (skips the final sort).
     isa, num_threads
-        As for :func:`softmax`; rows are shared out among threads whole.
+        As for :func:`softmax`: many rows are shared out among threads whole, a few long rows
+        are split across them (each thread selects in its slice; the results are merged).
 
     Returns
     -------
