@@ -123,7 +123,6 @@ void run_row_share(std::size_t rows, std::size_t row_bytes, std::atomic<std::siz
   }
 }
 
-
 // ---- Rows next to each other: blocks of columns ----------------------------------------------
 
 template <class T>
