@@ -74,6 +74,7 @@ CpuFeatures detect_cpu_features() {
     f.avx512dq = bit(leaf7.ebx, 17);
     f.avx512bw = bit(leaf7.ebx, 30);
     f.avx512vl = bit(leaf7.ebx, 31);
+    if (leaf7.eax >= 1) f.avx512bf16 = bit(cpuid(7, 1).eax, 5);
   }
   return f;
 }
@@ -91,6 +92,20 @@ bool cpu_runs(Isa isa) {
   }
 }
 
+#if defined(FASTSOFTMAX_HAVE_AVX512)
+// The AVX-512 kernels, with the bfloat16 ones of the BF16 extension where this CPU has it.
+const IsaKernels* avx512_kernels() {
+  static const IsaKernels kernels = [] {
+    IsaKernels k = kAvx512Kernels;
+#if defined(FASTSOFTMAX_HAVE_AVX512_BF16)
+    if (cpu_features().avx512bf16) k.bf16 = kAvx512Bf16Kernels;
+#endif
+    return k;
+  }();
+  return &kernels;
+}
+#endif
+
 const IsaKernels* compiled_kernels(Isa isa) {
   switch (isa) {
     case Isa::kScalar: return &kScalarKernels;
@@ -98,7 +113,7 @@ const IsaKernels* compiled_kernels(Isa isa) {
     case Isa::kAvx2: return &kAvx2Kernels;
 #endif
 #if defined(FASTSOFTMAX_HAVE_AVX512)
-    case Isa::kAvx512: return &kAvx512Kernels;
+    case Isa::kAvx512: return avx512_kernels();
 #endif
     default: return nullptr;
   }

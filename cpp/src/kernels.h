@@ -121,6 +121,9 @@ extern const IsaKernels kAvx2Kernels;
 #if defined(FASTSOFTMAX_HAVE_AVX512)
 extern const IsaKernels kAvx512Kernels;
 #endif
+#if defined(FASTSOFTMAX_HAVE_AVX512_BF16)
+extern const RowKernels<BFloat16> kAvx512Bf16Kernels;
+#endif
 
 // The checked path every kernel falls back to for rows its fast path declines: rows with NaN,
 // +inf, only -inf, or values too large for the kernels' exact range reduction. Plain scalar

@@ -39,8 +39,9 @@ enum class Status {
 
 // 16-bit floating-point values, as their bits: IEEE 754 binary16 (float16) and bfloat16 (the
 // upper half of a float32). Computed in float32 (loaded and stored with in-register conversion by
-// the SIMD kernels: F16C for float16, integer shifts and round-to-nearest-even for bfloat16) and
-// written back rounded to nearest even; NaN stays NaN. Algorithm::kAuto runs kTwoPass on them
+// the SIMD kernels: F16C for float16; shifts for bfloat16, and vcvtneps2bf16 where the CPU has
+// AVX-512 BF16, else integer round-to-nearest-even) and written back rounded to nearest even;
+// NaN stays NaN. Algorithm::kAuto runs kTwoPass on them
 // with the SIMD ISAs: kThreePassReload stores its terms in the 16-bit output, so its results
 // are rounded twice (within 1.5 ULP of the 16-bit type instead of 0.5 and a little).
 struct Float16 {
@@ -189,6 +190,7 @@ struct CpuFeatures {
   bool avx512dq = false;
   bool avx512bw = false;
   bool avx512vl = false;
+  bool avx512bf16 = false;  // AVX512_BF16: the bfloat16 kernels round with vcvtneps2bf16
   bool os_saves_ymm = false;  // XCR0 has SSE and AVX state
   bool os_saves_zmm = false;  // XCR0 also has opmask and ZMM state
 };
