@@ -290,16 +290,17 @@ void check_strided() {
 
 // Every supported ISA and every algorithm, forced through Options, on rows long enough to run
 // the vector loops and their tails.
+constexpr fsm::Algorithm kAllAlgorithms[] = {fsm::Algorithm::kAuto, fsm::Algorithm::kTwoPass,
+                                             fsm::Algorithm::kThreePassReload,
+                                             fsm::Algorithm::kThreePassRecompute, fsm::Algorithm::kOnline};
+
 template <class T>
 void check_forced(const std::vector<fsm::Isa>& isas) {
-  const fsm::Algorithm algorithms[] = {fsm::Algorithm::kAuto, fsm::Algorithm::kTwoPass,
-                                       fsm::Algorithm::kThreePassReload, fsm::Algorithm::kThreePassRecompute,
-                                       fsm::Algorithm::kOnline};
   for (std::size_t n : {std::size_t{1}, std::size_t{5}, std::size_t{37}, std::size_t{300}}) {
     const std::vector<T> x = make_values<T>(2 * n, static_cast<unsigned>(n));
     const fsm::RowLayout layout = fsm::RowLayout::contiguous(2, n);
     for (fsm::Isa isa : isas) {
-      for (fsm::Algorithm algorithm : algorithms) {
+      for (fsm::Algorithm algorithm : kAllAlgorithms) {
         fsm::Options options;
         options.isa = isa;
         options.algorithm = algorithm;
@@ -410,10 +411,6 @@ void check_errors() {
     fail("status_message gives kOk and kInvalidArgument the same text");
   }
 }
-
-constexpr fsm::Algorithm kAllAlgorithms[] = {fsm::Algorithm::kAuto, fsm::Algorithm::kTwoPass,
-                                             fsm::Algorithm::kThreePassReload,
-                                             fsm::Algorithm::kThreePassRecompute, fsm::Algorithm::kOnline};
 
 // Options::temperature: softmax(x / T) and log_softmax(x / T) on every supported ISA and
 // algorithm against the reference of x / T (computed in long double). The inputs lie in [-8, 8),
