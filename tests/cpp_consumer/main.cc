@@ -288,12 +288,12 @@ void check_strided() {
   }
 }
 
-// Every supported ISA and every algorithm, forced through Options, on rows long enough to run
-// the vector loops and their tails.
 constexpr fsm::Algorithm kAllAlgorithms[] = {fsm::Algorithm::kAuto, fsm::Algorithm::kTwoPass,
                                              fsm::Algorithm::kThreePassReload,
                                              fsm::Algorithm::kThreePassRecompute, fsm::Algorithm::kOnline};
 
+// Every supported ISA and every algorithm, forced through Options, on rows long enough to run
+// the vector loops and their tails.
 template <class T>
 void check_forced(const std::vector<fsm::Isa>& isas) {
   for (std::size_t n : {std::size_t{1}, std::size_t{5}, std::size_t{37}, std::size_t{300}}) {
