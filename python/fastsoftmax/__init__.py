@@ -323,7 +323,8 @@ def softmax(
         bfloat16 (``ml_dtypes.bfloat16`` arrays; for a uint16 array holding bfloat16 bits, pass
         ``x.view(ml_dtypes.bfloat16)``) are converted to float32 in registers as they are
         loaded, computed in float32, and rounded back to their own dtype as they are stored: no
-        temporary of any size. Integer and bool inputs become float64.
+        temporary (beyond a row at a time along a strided axis, as for every dtype). Integer and
+        bool inputs become float64.
         Complex, object and string dtypes raise TypeError. Any strides work; when ``axis`` has
         unit stride (the usual C-contiguous last axis) nothing is copied.
     axis : int
@@ -384,7 +385,8 @@ def log_softmax(
     """Log-softmax along ``axis``: ``x - log(sum(exp(x), axis))``, computed without overflow.
 
     Parameters and dtype, ``out``, ``temperature`` (``log_softmax(x / temperature)``) and error
-    rules are those of :func:`softmax`. A 0-d input gives 0.0. Special values: NaN rows are NaN; in a row with k entries equal to +inf those get
+    rules are those of :func:`softmax`. A 0-d input gives 0.0. Special values: NaN rows are NaN;
+    in a row with k entries equal to +inf those get
     -log(k) and the others -inf; all -inf rows are NaN; -inf entries give -inf.
 
     Examples
