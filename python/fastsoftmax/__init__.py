@@ -386,8 +386,8 @@ def log_softmax(
 
     Parameters and dtype, ``out``, ``temperature`` (``log_softmax(x / temperature)``) and error
     rules are those of :func:`softmax`. A 0-d input gives 0.0. Special values: NaN rows are NaN;
-    in a row with k entries equal to +inf those get
-    -log(k) and the others -inf; all -inf rows are NaN; -inf entries give -inf.
+    in a row with k entries equal to +inf those get -log(k) and the others -inf; all -inf rows
+    are NaN; -inf entries give -inf.
 
     Examples
     --------
