@@ -282,7 +282,10 @@ def test_float32_auto_changes_algorithm_on_the_long_row(isa):
     at the shorter lengths (on the SIMD ISAs), so the twin rule matters there."""
     if isa == "scalar":
         pytest.skip("the scalar ISA widens a row and runs the float32 choice")
-    assert fastsoftmax._core.choose_algorithm(isa, LONG_LENGTH) != fastsoftmax._core.choose_algorithm(isa, 4097)
+    def auto_algorithm(n: int) -> str:
+        return fastsoftmax.explain(np.zeros(n, np.float32), isa=isa).algorithm
+
+    assert auto_algorithm(LONG_LENGTH) != auto_algorithm(4097)
 
 
 # Rows of two elements the SIMD reloading softmax gets more than 1 ULP wrong (found by search).

@@ -19,38 +19,46 @@ Special values, identical for every algorithm and ISA:
 - huge finite values (1e30, the float maximum) never overflow or give NaN.
 
 ``softmax_topk`` finds the k largest probabilities of each row and their indices in one pass
-over the input, without computing the whole softmax.
+over the input, without computing the whole softmax. ``explain`` says which implementation and
+kernel a call would run, and why; ``implementations()`` and ``kernels()`` list them.
+
+Every argument is checked once, in the native library, before anything is written.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
 import numpy as np
-from numpy.exceptions import AxisError
 
 from . import _core
 
 __version__: str = _core.__version__
 
-ALGORITHMS: tuple[str, ...] = ("auto", "two_pass", "three_pass_reload", "three_pass_recompute", "online")
-"""Names accepted by ``algorithm=``."""
+ALGORITHMS: tuple[str, ...] = tuple(_core.algorithm_names())
+"""Names accepted by ``algorithm=``: "auto", then the four algorithms."""
 
-ISAS: tuple[str, ...] = ("auto", "scalar", "avx2", "avx512")
-"""Names accepted by ``isa=`` (those not in ``available_isas()`` raise ValueError)."""
+ISAS: tuple[str, ...] = tuple(_core.isa_names())
+"""Names accepted by ``isa=``: "auto", then every CPU implementation, lowest priority first
+(those not in ``available_isas()`` raise ValueError)."""
+
+Explanation = _core.Explanation
 
 __all__ = [
     "ALGORITHMS",
     "ISAS",
+    "Explanation",
     "__version__",
     "active_isa",
     "available_isas",
     "cmake_dir",
     "compiled_isas",
     "cpu_features",
+    "explain",
     "get_num_threads",
+    "implementations",
+    "kernels",
     "log_softmax",
     "set_num_threads",
     "softmax",
@@ -75,15 +83,38 @@ def compiled_isas() -> list[str]:
 def active_isa() -> str:
     """The ISA that ``isa="auto"`` runs: ``FASTSOFTMAX_ISA`` if set, else the best available.
 
-    Raises ValueError if ``FASTSOFTMAX_ISA`` names an unknown or unavailable ISA.
+    Raises ValueError, naming the variable's value, if ``FASTSOFTMAX_ISA`` names an unknown or
+    unavailable ISA.
     """
-    try:
-        return _core.auto_isa()
-    except ValueError:
-        forced = os.environ.get("FASTSOFTMAX_ISA", "")
-        raise ValueError(
-            f"FASTSOFTMAX_ISA={forced!r} is not available here; choose one of {available_isas()} or 'auto'"
-        ) from None
+    return _core.auto_isa()
+
+
+def implementations() -> list[dict[str, Any]]:
+    """Every implementation the planner can choose, lowest priority first.
+
+    Each is a dict: ``name`` (as ``isa=`` takes it), ``backend`` ("cpu"), ``description``,
+    ``required_features`` (space-separated ``cpu_features()`` names), ``priority`` (the higher, the
+    earlier ``isa="auto"`` tries it), ``compiled`` and ``supported`` (compiled and usable here).
+
+    >>> [i["name"] for i in fastsoftmax.implementations()][:2]
+    ['scalar', 'avx2']
+    """
+    return _core.implementations()
+
+
+def kernels() -> list[dict[str, str]]:
+    """Every kernel compiled into this build: the catalogue.
+
+    Each is a dict: ``name``, one string in the manner of XNNPACK's,
+    ``<dtype>-<operation>-<algorithm>-<target>-<exp method>-<tile>[-split]`` (e.g.
+    ``f32-softmax-two_pass-avx512-lut16p3-u64``: float32 rows, the two-pass algorithm, AVX-512,
+    exp by a 16-entry table and a degree-3 polynomial, 64 elements per unrolled block; ``c64``
+    tiles are blocks of 64 adjacent columns, ``-split`` the passes of rows split across threads,
+    ``checked`` the checked path), and its fields ``dtype``, ``operation``, ``algorithm``,
+    ``target`` and ``layout`` ("rows", "columns" or "split rows"). ``explain(...).kernel`` is one
+    of these names.
+    """
+    return _core.kernels()
 
 
 def cpu_features() -> dict[str, bool]:
@@ -96,29 +127,19 @@ def set_num_threads(threads: int | None) -> None:
 
     ``None`` restores the automatic default: ``FASTSOFTMAX_NUM_THREADS`` if set, else
     ``OMP_NUM_THREADS``, else the number of CPUs this process may run on (its affinity mask).
+    Anything but None or a positive integer raises TypeError or ValueError.
 
     >>> fastsoftmax.set_num_threads(1)
     >>> fastsoftmax.get_num_threads()
     1
     >>> fastsoftmax.set_num_threads(None)
     """
-    _core.set_num_threads(0 if threads is None else _positive_threads(threads))
+    _core.set_num_threads(_core.threads_argument(threads))
 
 
 def get_num_threads() -> int:
     """The default thread count of calls with ``num_threads=None`` (see :func:`set_num_threads`)."""
     return _core.get_num_threads()
-
-
-def _positive_threads(threads: Any) -> int:
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
-        raise TypeError(f"num_threads must be a positive integer or None, got {type(threads).__name__}")
-    if threads < 1:
-        raise ValueError(f"num_threads must be a positive integer or None, got {threads}")
-    return min(int(threads), _MAX_THREADS)  # the library caps it at the CPUs anyway
-
-
-_MAX_THREADS = 1 << 16
 
 
 def cmake_dir() -> str:
@@ -134,174 +155,7 @@ def cmake_dir() -> str:
     raise FileNotFoundError("this installation of fastsoftmax carries no CMake package")
 
 
-# ---- softmax / log_softmax ------------------------------------------------------------------
-
-_SUPPORTED_ISAS = frozenset(_core.supported_isas())
-_ALGORITHM_NAMES = frozenset(ALGORITHMS)
-
-
-def _dtypes(dtype: np.dtype) -> tuple[np.dtype, np.dtype]:
-    """(dtype computed in, dtype returned) for an input dtype; TypeError if unsupported."""
-    rule = _DTYPE_RULES.get(dtype)
-    if rule is not None:
-        return rule
-    if dtype.kind == "f" and dtype.itemsize in (2, 4, 8):  # non-native byte order
-        native = dtype.newbyteorder("=")
-        return native, native
-    if dtype.name == "bfloat16" and dtype.itemsize == 2:  # ml_dtypes.bfloat16, imported by the caller
-        return dtype, dtype
-    if dtype.kind in "biu":
-        return np.dtype(np.float64), np.dtype(np.float64)
-    raise TypeError(
-        f"softmax does not support dtype {dtype}; use float16, bfloat16 (ml_dtypes), float32, float64, integer or bool"
-    )
-
-
-_F16, _F32, _F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
-# The common cases, looked up before the general rules.
-_DTYPE_RULES: dict[np.dtype, tuple[np.dtype, np.dtype]] = {_F32: (_F32, _F32), _F64: (_F64, _F64), _F16: (_F16, _F16)}
-
-
-def _check_names(algorithm: str, isa: str) -> None:
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {algorithm!r}; expected one of {ALGORITHMS}")
-    _check_isa(isa)
-
-
-def _check_isa(isa: str) -> None:
-    if isa == "auto":
-        return
-    if isa not in ISAS:
-        raise ValueError(f"unknown isa {isa!r}; expected one of {ISAS}")
-    if isa not in _SUPPORTED_ISAS:
-        raise ValueError(
-            f"isa {isa!r} is not available here (compiled in: {compiled_isas()}, "
-            f"supported by this CPU: {available_isas()})"
-        )
-
-
-def _check_out(out: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
-    if out.shape != shape:
-        raise ValueError(f"out has shape {out.shape}; expected {shape}, the shape of x")
-    if out.dtype != dtype:
-        raise TypeError(f"out has dtype {out.dtype}; expected {dtype}, the result dtype for this input")
-    if not out.flags.writeable:
-        raise ValueError("out is read-only; expected a writable array")
-    return out
-
-
-def _normalize_axis(axis: Any, ndim: int) -> int:
-    """``axis`` as an index in ``range(ndim)``; TypeError or AxisError if it is not one."""
-    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
-        raise TypeError(f"axis must be an integer, got {type(axis).__name__}")
-    if not -ndim <= axis < ndim:
-        raise AxisError(int(axis), ndim)
-    return int(axis) % ndim
-
-
-def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
-    return (
-        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
-        and a.strides == b.strides
-        and a.shape == b.shape
-        and a.dtype == b.dtype
-    )
-
-
-def _check_temperature(temperature: Any) -> float:
-    """``temperature`` as a float; TypeError unless a real number, ValueError unless finite and > 0."""
-    if isinstance(temperature, (bool, np.bool_)) or not isinstance(temperature, (int, float, np.integer, np.floating)):
-        raise TypeError(f"temperature must be a real number, got {type(temperature).__name__}")
-    value = float(temperature)
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"temperature must be finite and > 0, got {temperature}")
-    return value
-
-
-def _plain_call(x: Any, axis: Any, isa: Any, num_threads: Any, temperature: Any) -> bool:
-    """Whether a call needs no conversion or check beyond this: an aligned native float32,
-    float64 or float16 array of at least one dimension, the last axis, a known ISA, a plain
-    thread count and temperature. The fast paths of the public functions start here; anything
-    else, including every error, takes their general paths."""
-    return (
-        type(x) is np.ndarray
-        and (x.dtype is _F32 or x.dtype is _F64 or x.dtype is _F16)
-        and axis == -1
-        and x.ndim > 0
-        and x.flags.aligned
-        and (isa == "auto" or isa in _SUPPORTED_ISAS)
-        and (num_threads is None or (type(num_threads) is int and 0 < num_threads <= _MAX_THREADS))
-        and type(temperature) is float
-        and 0.0 < temperature < math.inf
-    )
-
-
-def _apply(
-    x: Any,
-    axis: int,
-    algorithm: str,
-    isa: str,
-    out: np.ndarray | None,
-    num_threads: int | None,
-    temperature: float,
-    log: bool,
-) -> np.ndarray:
-    # The common calls first (see _plain_call), with a known algorithm and a new result or a
-    # valid out= of x's dtype that is x itself or apart from it.
-    if algorithm in _ALGORITHM_NAMES and _plain_call(x, axis, isa, num_threads, temperature):
-        threads = num_threads or 0
-        if out is None:
-            result = np.empty(x.shape, x.dtype)
-            _core.compute(x, result, algorithm, isa, log, threads, temperature)
-            return result
-        if (
-            type(out) is np.ndarray
-            and out.dtype is x.dtype
-            and out.shape == x.shape
-            and out.flags.writeable
-            and out.flags.aligned
-            and (out is x or not np.may_share_memory(x, out))
-        ):
-            _core.compute(x, out, algorithm, isa, log, threads, temperature)
-            return out
-    _check_names(algorithm, isa)
-    threads = 0 if num_threads is None else _positive_threads(num_threads)
-    temperature = _check_temperature(temperature)
-    x = np.asarray(x)
-    compute_dtype, result_dtype = _dtypes(x.dtype)
-    axis = _normalize_axis(axis, max(x.ndim, 1))  # a 0-d array is a row of one element
-    if out is not None:
-        _check_out(out, x.shape, result_dtype)
-    if x.size == 0:
-        return out if out is not None else np.empty(x.shape, dtype=result_dtype)
-
-    # The array the kernels read: x itself (a view) unless its dtype, byte order or alignment
-    # needs a converted copy.
-    xc = x.reshape(1) if x.ndim == 0 else x
-    if xc.dtype != compute_dtype or not xc.flags.aligned:
-        xc = xc.astype(compute_dtype, order="K")
-    # Moving the softmax axis last is a view. It keeps the other axes in order, so the softmaxes
-    # of a C-contiguous array stay next to each other for the column kernels.
-    last = axis in (-1, xc.ndim - 1)
-    x_rows = xc if last else np.moveaxis(xc, axis, -1)
-
-    result = out if out is not None else np.empty(x.shape, dtype=result_dtype)
-    target = result.reshape(1) if result.ndim == 0 else result
-    y_rows = target if last else np.moveaxis(target, axis, -1)
-    # Kernels write y directly when it has the compute dtype and is x itself or apart from x;
-    # otherwise (a partial overlap, or a converted input) they write a temporary that is then copied over.
-    direct = y_rows.dtype == compute_dtype and y_rows.flags.aligned and (
-        not np.may_share_memory(x_rows, y_rows) or _same_view(x_rows, y_rows)
-    )
-    if direct:
-        _core.compute(x_rows, y_rows, algorithm, isa, log, threads, temperature)
-    else:
-        temp = np.empty(x_rows.shape, dtype=compute_dtype)
-        _core.compute(x_rows, temp, algorithm, isa, log, threads, temperature)
-        y_rows[...] = temp
-    return result
+# ---- The operations: each hands its arguments to the native library, which checks them -------
 
 
 def softmax(
@@ -369,7 +223,7 @@ def softmax(
     >>> fastsoftmax.softmax(np.float32([1, np.inf, np.inf]))
     array([0. , 0.5, 0.5], dtype=float32)
     """
-    return _apply(x, axis, algorithm, isa, out, num_threads, temperature, log=False)
+    return _core.softmax(x, axis, algorithm, isa, out, num_threads, temperature)
 
 
 def log_softmax(
@@ -394,7 +248,7 @@ def log_softmax(
     >>> fastsoftmax.log_softmax([0.0, 0.0, 0.0, 0.0])
     array([-1.38629436, -1.38629436, -1.38629436, -1.38629436])
     """
-    return _apply(x, axis, algorithm, isa, out, num_threads, temperature, log=True)
+    return _core.log_softmax(x, axis, algorithm, isa, out, num_threads, temperature)
 
 
 def softmax_topk(
@@ -457,42 +311,47 @@ def softmax_topk(
     >>> indices
     array([1, 3])
     """
-    if (
-        _plain_call(x, axis, isa, num_threads, temperature)
-        and type(k) is int
-        and 1 <= k <= x.shape[-1]
-        and type(sorted) is bool
-    ):
-        shape = x.shape[:-1] + (k,)
-        values, indices = np.empty(shape, x.dtype), np.empty(shape, np.int64)
-        if values.size:
-            _core.topk(x, values, indices, k, sorted, isa, num_threads or 0, temperature)
-        return values, indices
-    _check_isa(isa)
-    threads = 0 if num_threads is None else _positive_threads(num_threads)
-    temperature = _check_temperature(temperature)
-    x = np.asarray(x)
-    compute_dtype, result_dtype = _dtypes(x.dtype)
-    if x.ndim == 0:
-        raise ValueError("softmax_topk needs an array of at least one dimension")
-    axis = _normalize_axis(axis, x.ndim)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"k must be an integer, got {type(k).__name__}")
-    n = x.shape[axis]
-    if not 1 <= k <= n:
-        raise ValueError(f"k must be in 1..{n} (the length of axis {axis}), got {k}")
-    k = int(k)
-    if not isinstance(sorted, (bool, np.bool_)):
-        raise TypeError(f"sorted must be a bool, got {type(sorted).__name__}")
+    return _core.softmax_topk(x, k, axis, temperature, sorted, isa, num_threads)
 
-    x_rows = np.moveaxis(x, axis, -1)
-    if x_rows.dtype != compute_dtype or not x_rows.flags.aligned:
-        x_rows = x_rows.astype(compute_dtype)
-    shape = x_rows.shape[:-1] + (k,)
-    values = np.empty(shape, dtype=compute_dtype)
-    indices = np.empty(shape, dtype=np.int64)
-    if values.size:
-        _core.topk(x_rows, values, indices, k, bool(sorted), isa, threads, temperature)
-    if result_dtype != compute_dtype:
-        values = values.astype(result_dtype)
-    return np.moveaxis(values, -1, axis), np.moveaxis(indices, -1, axis)
+
+def explain(
+    x: Any,
+    axis: int = -1,
+    *,
+    function: str = "softmax",
+    k: int | None = None,
+    algorithm: str = "auto",
+    isa: str = "auto",
+    num_threads: int | None = None,
+    temperature: float = 1.0,
+) -> Explanation:
+    """Which implementation and kernel ``function(x, axis, ...)`` would run, and why; runs nothing.
+
+    Parameters
+    ----------
+    x, axis, algorithm, isa, num_threads, temperature
+        As for :func:`softmax`; the call is planned exactly as it would run.
+    function : str
+        "softmax" (default), "log_softmax" or "softmax_topk" (then ``k`` is required).
+    k : int, optional
+        For ``function="softmax_topk"``.
+
+    Returns
+    -------
+    Explanation
+        ``implementation`` (e.g. "avx512"), ``kernel`` (a name from :func:`kernels`),
+        ``algorithm`` (never "auto"), ``schedule`` ("rows", "columns", "split rows" or "one
+        element"), ``threads``, and ``reasons``, a dict giving the reason for each of these
+        choices; ``str()`` prints them one a line. A call that would be refused gives
+        ``ok == False`` and its ``error`` message instead of raising it. Arguments of the wrong
+        type still raise TypeError, as the call would.
+
+    Examples
+    --------
+    >>> e = fastsoftmax.explain(np.zeros(1000, np.float32), isa="scalar")
+    >>> e.kernel, e.algorithm
+    ('f32-softmax-three_pass_reload-scalar-libm-u1', 'three_pass_reload')
+    >>> fastsoftmax.explain(np.zeros(5), temperature=-1.0).error
+    'temperature must be finite and > 0, got -1'
+    """
+    return _core.explain(x, axis, function, k, algorithm, isa, num_threads, temperature)

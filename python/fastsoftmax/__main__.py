@@ -90,7 +90,7 @@ def describe_and_self_check() -> int:
         print(f"active ISA: error: {exc}")
         return 1
     print(f"active ISA: {active}; algorithm='auto' picks "
-          + ", ".join(f"{_core.choose_algorithm(active, n)} for n={n}" for n in (1000, 1_000_000)))
+          + ", ".join(f"{fastsoftmax.explain(np.zeros(n, np.float32)).algorithm} for n={n}" for n in (1000, 1_000_000)))
     print(f"CUDA compiled in: {'yes' if _core.cuda_compiled else 'no'}; GPU visible: {gpu_visible()}")
     threads = _core.get_num_threads()
     print(f"threads: {threads} by default (FASTSOFTMAX_NUM_THREADS, OMP_NUM_THREADS or the CPUs available)")

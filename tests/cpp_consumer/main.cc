@@ -1,7 +1,8 @@
 // A downstream program using the installed fastsoftmax library: softmax and log_softmax of
 // float and double rows, a contiguous batch, strided layouts, every supported ISA and algorithm
 // forced through Options, Options::temperature, the fused softmax_topk, float16 and bfloat16 rows
-// (given as their bits), and the error paths. Results are compared with a long-double std::exp
+// (given as their bits), the error paths, and the generic Call with explain(), kernels() and
+// implementations(). Results are compared with a long-double std::exp
 // reference. Exits non-zero on any mismatch; prints "consumer ok" when everything passed.
 #include <fastsoftmax/fastsoftmax.h>
 #include <fastsoftmax/version.h>
@@ -302,7 +303,7 @@ void check_forced(const std::vector<fsm::Isa>& isas) {
     for (fsm::Isa isa : isas) {
       for (fsm::Algorithm algorithm : kAllAlgorithms) {
         fsm::Options options;
-        options.isa = isa;
+        options.cpu.isa = isa;
         options.algorithm = algorithm;
         for (bool log : {false, true}) {
           std::vector<T> y(x.size(), T(-1));
@@ -350,17 +351,18 @@ void check_errors() {
   untouched("softmax(y_stride 0)");
 
   fsm::Options bad_isa;
-  bad_isa.isa = static_cast<fsm::Isa>(99);
+  bad_isa.cpu.isa = static_cast<fsm::Isa>(99);
   expect_status(fsm::softmax(x, y, 3, bad_isa), fsm::Status::kInvalidArgument, "softmax(Isa value 99)");
   fsm::Options bad_algorithm;
   bad_algorithm.algorithm = static_cast<fsm::Algorithm>(-1);
   expect_status(fsm::softmax(x, y, 3, bad_algorithm), fsm::Status::kInvalidArgument, "softmax(Algorithm value -1)");
   untouched("softmax(bad enum values)");
 
-  for (fsm::Isa isa : {fsm::Isa::kScalar, fsm::Isa::kAvx2, fsm::Isa::kAvx512}) {
+  for (const fsm::ImplementationInfo& implementation : fsm::implementations()) {
+    const fsm::Isa isa = implementation.isa;
     if (fsm::isa_supported(isa)) continue;
     fsm::Options options;
-    options.isa = isa;
+    options.cpu.isa = isa;
     const std::string what = std::string("softmax(unsupported isa ") + fsm::isa_name(isa) + ")";
     expect_status(fsm::softmax(x, y, 3, options), fsm::Status::kUnsupportedIsa, what);
     untouched(what);
@@ -425,7 +427,7 @@ void check_temperature(const std::vector<fsm::Isa>& isas) {
       for (fsm::Isa isa : isas) {
         for (fsm::Algorithm algorithm : kAllAlgorithms) {
           fsm::Options options;
-          options.isa = isa;
+          options.cpu.isa = isa;
           options.algorithm = algorithm;
           options.temperature = temperature;
           for (bool log : {false, true}) {
@@ -575,7 +577,7 @@ void check_topk(const std::vector<fsm::Isa>& isas) {
           for (double temperature : {1.0, 0.5}) {
             for (bool sorted : {true, false}) {
               fsm::Options options;
-              options.isa = isa;
+              options.cpu.isa = isa;
               options.algorithm = algorithm;
               options.temperature = temperature;
               const std::string what = std::string("softmax_topk<") + type_name<T>() + "> " + row.name +
@@ -671,7 +673,7 @@ void check_half(const std::vector<fsm::Isa>& isas) {
     for (fsm::Isa isa : all_isas) {
       for (fsm::Algorithm algorithm : kAllAlgorithms) {
         fsm::Options options;
-        options.isa = isa;
+        options.cpu.isa = isa;
         options.algorithm = algorithm;
         const double ulps = algorithm == fsm::Algorithm::kThreePassReload ? 1.0 + kHalfUlps : kHalfUlps;
         for (bool log : {false, true}) {
@@ -688,11 +690,58 @@ void check_half(const std::vector<fsm::Isa>& isas) {
 
   for (fsm::Isa isa : all_isas) {
     fsm::Options options;
-    options.isa = isa;
+    options.cpu.isa = isa;
     for (std::size_t k : {std::size_t{1}, std::size_t{3}, std::size_t{10}}) {
       const std::string what = "softmax_topk<" + type + "> hand-written row k=" + std::to_string(k) +
                                " isa=" + fsm::isa_name(isa);
       run_topk_case(what, small.data(), fsm::RowLayout::contiguous(1, 10), k, true, options);
+    }
+  }
+}
+
+// The generic Call, run and explained: the same results as the typed function, a kernel of the
+// catalogue, and the validator's words for a refused call.
+void check_call_and_explain() {
+  const std::size_t rows = 2, n = 300;
+  const std::vector<float> x = make_values<float>(rows * n, 11);
+  std::vector<float> typed(x.size()), generic(x.size());
+  fsm::Call call;
+  call.operation = fsm::Operation::kLogSoftmax;
+  call.dtype = fsm::DataType::kFloat32;
+  call.rows = rows;
+  call.n = n;
+  call.inputs[0] = {x.data(), static_cast<std::ptrdiff_t>(n), 1};
+  call.outputs[0] = {generic.data(), static_cast<std::ptrdiff_t>(n), 1};
+  if (expect_ok(fsm::run(call), "run(log_softmax Call)") &&
+      expect_ok(fsm::log_softmax(x.data(), typed.data(), fsm::RowLayout::contiguous(rows, n)), "log_softmax")) {
+    if (std::memcmp(typed.data(), generic.data(), typed.size() * sizeof(float)) != 0) {
+      fail("run(Call) and log_softmax() differ");
+    }
+  }
+
+  const fsm::Explanation explanation = fsm::explain(call);
+  std::printf("explain(log_softmax 2 x 300 float32):\n%s", explanation.text().c_str());
+  const std::vector<fsm::KernelInfo> catalogue = fsm::kernels();
+  const bool listed = std::any_of(catalogue.begin(), catalogue.end(),
+                                  [&](const fsm::KernelInfo& k) { return k.name == explanation.kernel; });
+  if (explanation.status != fsm::Status::kOk || !listed || explanation.reasons.size() != 5) {
+    fail("explain(log_softmax Call) names no kernel of kernels(): '" + explanation.kernel + "'");
+  }
+  std::printf("kernels in the catalogue: %zu\n", catalogue.size());
+
+  call.options.temperature = -2.0;
+  const fsm::Explanation refused = fsm::explain(call);
+  if (refused.status != fsm::Status::kInvalidArgument || refused.error.find("temperature") == std::string::npos) {
+    fail("explain(temperature -2) gives no temperature error: '" + refused.error + "'");
+  }
+  std::printf("explain(temperature -2): %s\n", refused.error.c_str());
+
+  const std::vector<fsm::ImplementationInfo> implementations = fsm::implementations();
+  for (std::size_t i = 0; i < implementations.size(); ++i) {
+    const fsm::ImplementationInfo& info = implementations[i];
+    if (info.name != fsm::isa_name(info.isa) || info.supported != fsm::isa_supported(info.isa) ||
+        (i > 0 && info.priority <= implementations[i - 1].priority)) {
+      fail("implementations() entry " + info.name + " disagrees with isa_name/isa_supported or the priority order");
     }
   }
 }
@@ -754,6 +803,7 @@ int main() {
   check_half<fsm::Float16>(supported);
   check_half<fsm::BFloat16>(supported);
   check_errors();
+  check_call_and_explain();
 
   if (g_failures != 0) {
     std::fprintf(stderr, "consumer FAILED: %d check(s)\n", g_failures);

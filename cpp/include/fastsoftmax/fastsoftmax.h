@@ -1,12 +1,19 @@
-// fastsoftmax: softmax and log-softmax over rows, with four selectable algorithms and
-// runtime-selected instruction sets (scalar, AVX2+FMA, AVX-512).
+// fastsoftmax: softmax, log-softmax and fused softmax + top-k over rows, with four selectable
+// algorithms and runtime-selected implementations (scalar, AVX2+FMA, AVX-512, AVX-512 + BF16).
 //
-// Errors are reported through the returned Status; no function throws or aborts.
+// Two ways to call it:
+//   - the typed functions (softmax, log_softmax, softmax_topk over float, double, Float16 and
+//     BFloat16 rows described by a RowLayout), and
+//   - the generic Call (any operation, any element type, one Operand per input and output),
+//     which run() executes and explain() describes without running.
+// Both go through the same validation and planning (docs/architecture.md). Errors are reported
+// through the returned Status; explain() says in words what is wrong. No function throws or aborts.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fastsoftmax/version.h"
@@ -15,35 +22,51 @@ namespace fastsoftmax {
 
 // How the row's normalizer sum(exp(x)) is found before the outputs are written.
 enum class Algorithm {
-  kAuto,                // the fastest for this ISA and row length (see choose_algorithm)
+  kAuto,                // chosen per call (explain() says which and why)
   kTwoPass,             // Dukhan & Ablavatski 2020: sum as (mantissa, exponent) pairs, then write
   kThreePassReload,     // max; store exp(x - max) while summing; scale the stored values
   kThreePassRecompute,  // max; sum exp(x - max); recompute exp(x - max) / sum
   kOnline,              // Milakov & Gimelshein 2018: running max and rescaled running sum, then write
 };
 
-// Instruction-set level of the CPU kernels.
+// The CPU implementations (instruction-set targets), in priority order: implementations() lists
+// them with their descriptions and the CPU features each needs.
 enum class Isa {
-  kAuto,    // FASTSOFTMAX_ISA from the environment if set, else the best this CPU supports
-  kScalar,  // portable C++, any CPU
-  kAvx2,    // AVX2 + FMA
-  kAvx512,  // AVX-512 F
+  kAuto,        // FASTSOFTMAX_ISA from the environment if set, else the best this CPU supports
+  kScalar,      // portable C++, any CPU
+  kAvx2,        // AVX2 + FMA + F16C
+  kAvx512,      // AVX-512 F/DQ/BW/VL
+  kAvx512Bf16,  // kAvx512, with bfloat16 outputs rounded by AVX512_BF16's vcvtneps2bf16
+};
+
+// What a call computes. Each operation has a fixed list of operands (Call::inputs, outputs).
+enum class Operation {
+  kSoftmax,      // inputs {x}; outputs {y}: n elements per row, y = softmax(x / temperature)
+  kLogSoftmax,   // inputs {x}; outputs {y}: n elements per row, y = log_softmax(x / temperature)
+  kSoftmaxTopk,  // inputs {x}; outputs {values, indices}: k per row (indices are int64)
+};
+
+// The element type of x and of the floating-point outputs.
+enum class DataType {
+  kFloat32,
+  kFloat64,
+  kFloat16,   // IEEE 754 binary16 (Float16)
+  kBFloat16,  // the upper half of a float32 (BFloat16)
 };
 
 enum class Status {
   kOk = 0,
-  kInvalidArgument,  // null pointer, aliasing output stride, negative thread count, unknown enum value,
-                     // temperature not finite and > 0, top-k k outside 1..n
-  kUnsupportedIsa,   // the ISA was not compiled in or this CPU (or OS) lacks it
+  kInvalidArgument,  // explain() names the argument and the rule it breaks
+  kUnsupportedIsa,   // the ISA (or FASTSOFTMAX_ISA) is unknown, not compiled in, or not supported by this CPU
 };
 
 // 16-bit floating-point values, as their bits: IEEE 754 binary16 (float16) and bfloat16 (the
 // upper half of a float32). Computed in float32 (loaded and stored with in-register conversion by
-// the SIMD kernels: F16C for float16; shifts for bfloat16, and vcvtneps2bf16 where the CPU has
-// AVX-512 BF16, else integer round-to-nearest-even) and written back rounded to nearest even;
-// NaN stays NaN. Algorithm::kAuto runs kTwoPass on them
-// with the SIMD ISAs: kThreePassReload stores its terms in the 16-bit output, so its results
-// are rounded twice (within 1.5 ULP of the 16-bit type instead of 0.5 and a little).
+// the SIMD kernels: F16C for float16; shifts for bfloat16, and vcvtneps2bf16 on kAvx512Bf16, else
+// integer round-to-nearest-even) and written back rounded to nearest even; NaN stays NaN.
+// Algorithm::kAuto runs kTwoPass on them with the SIMD ISAs: kThreePassReload stores its terms in
+// the 16-bit output, so its results are rounded twice (within 1.5 ULP of the 16-bit type instead
+// of 0.5 and a little).
 struct Float16 {
   std::uint16_t bits;
 };
@@ -51,12 +74,13 @@ struct BFloat16 {
   std::uint16_t bits;
 };
 
-// A short English description of a status, e.g. for exception messages.
+// A short English description of a status (explain() gives the precise reason of a failed call).
 const char* status_message(Status status);
 
-// `rows` rows of `n` elements each. Strides count elements, not bytes, and may be negative.
-// Row r, element i of x is x[r * x_row_stride + i * x_stride].
-// Input and output may be the same memory (in place) but must not overlap otherwise.
+// `rows` rows of `n` elements each, for the typed functions. Strides count elements, not bytes,
+// and may be negative. Row r, element i of x is x[r * x_row_stride + i * x_stride]; the outputs
+// use the y strides. Input and output may be the same memory (in place) but must not overlap
+// otherwise.
 struct RowLayout {
   std::size_t rows = 1;
   std::size_t n = 0;
@@ -76,18 +100,23 @@ struct RowLayout {
   }
 };
 
-struct Options {
-  Algorithm algorithm = Algorithm::kAuto;
+// Options of the CPU implementations.
+struct CpuOptions {
   Isa isa = Isa::kAuto;
   // Threads for this call: 0 = get_num_threads(); 1 = the calling thread only. Capped at the CPUs
   // the process may use. Small work stays on the calling thread whatever the setting; so does a
   // call made while another call of the process is using threads, and any call in a forked child.
   int num_threads = 0;
+};
+
+struct Options {
+  Algorithm algorithm = Algorithm::kAuto;
   // softmax(x / temperature), log_softmax(x / temperature): finite and > 0, else kInvalidArgument.
   // Fused into the kernels (no extra pass, no temporary) without rounding x / temperature: the
-  // results keep the accuracy of temperature 1. float32 calls with a temperature outside
-  // [2^-20, 2^20] run the scalar kernels.
+  // results keep the accuracy of temperature 1. Temperatures outside [2^-20, 2^20] run the scalar
+  // kernels (the SIMD ones fold powers of 1/temperature into float constants).
   double temperature = 1.0;
+  CpuOptions cpu;
 };
 
 // The default thread count of calls with num_threads = 0. Initially FASTSOFTMAX_NUM_THREADS if
@@ -96,8 +125,10 @@ struct Options {
 void set_num_threads(int threads);
 int get_num_threads();
 
+// ---- The typed functions ----------------------------------------------------------------------
+
 // y = softmax(x) along each row: exp(x_i) / sum_j exp(x_j).
-// Special values (identical for every algorithm and ISA):
+// Special values (identical for every algorithm and implementation):
 //   - a NaN anywhere in a row makes the whole row NaN;
 //   - a row containing +inf: the k entries equal to +inf get 1/k each, every other entry 0;
 //   - a row of only -inf: NaN;
@@ -159,17 +190,86 @@ Status softmax_topk(const BFloat16* x, const RowLayout& layout, std::size_t k, B
 // memory traffic of two-pass and online (8 bytes read and 4 written per element).
 Status read_twice_write_once(const float* x, float* y, std::size_t n, Isa isa = Isa::kAuto);
 
+// ---- The generic call -------------------------------------------------------------------------
+
+// One operand of a row-wise call: row r, element i at data + (r * row_stride + i * stride)
+// elements of the operand's type (strides may be negative). Outputs with one element per row
+// ignore `stride`.
+struct Operand {
+  const void* data = nullptr;  // inputs are read only; outputs are written through it
+  std::ptrdiff_t row_stride = 0;
+  std::ptrdiff_t stride = 1;
+};
+
+// Everything about a call: the operation, the element type, `rows` rows of `n` input elements,
+// the operands in the order of Operation's comments, the operation's parameters and the options.
+// Inputs and outputs may be the same memory (in place) but must not overlap otherwise.
+struct Call {
+  static constexpr int kMaxInputs = 1;
+  static constexpr int kMaxOutputs = 2;
+
+  Operation operation = Operation::kSoftmax;
+  DataType dtype = DataType::kFloat32;
+  std::size_t rows = 1;
+  std::size_t n = 0;
+  Operand inputs[kMaxInputs];
+  Operand outputs[kMaxOutputs];
+  std::int64_t k = 0;  // kSoftmaxTopk: results per row, 1 <= k <= n
+  bool sorted = true;  // kSoftmaxTopk: results in order (see softmax_topk)
+  Options options;
+};
+
+// Validates, plans and runs a call (the typed functions are this, with their types).
+Status run(const Call& call);
+
+// What a call would run, and why, without running it (nothing is read or written).
+struct Explanation {
+  Status status = Status::kOk;
+  std::string error;           // status != kOk: the argument and the rule it breaks
+  std::string implementation;  // the implementation asked for or chosen, e.g. "avx512"
+  std::string kernel;          // the catalogue name of the kernel that runs (see kernels())
+  std::string algorithm;       // the algorithm it runs, never "auto"
+  std::string schedule;        // "rows", "columns", "split rows" or "one element"
+  int threads = 1;             // threads the call asks for (a call may still get fewer)
+  // (choice, reason) pairs: "implementation", "kernel", "algorithm", "schedule", "threads".
+  std::vector<std::pair<std::string, std::string>> reasons;
+
+  // One line per field, each choice followed by its reason.
+  std::string text() const;
+};
+Explanation explain(const Call& call);
+
 // ---- Introspection and selection ----------------------------------------------------------
 
-// Lower-case names as used by the Python API and FASTSOFTMAX_ISA: "scalar", "avx2", "avx512",
-// "auto"; "two_pass", "three_pass_reload", "three_pass_recompute", "online", "auto".
+// Lower-case names as used by the Python API and FASTSOFTMAX_ISA: "auto", "scalar", "avx2",
+// "avx512", "avx512_bf16"; "auto", "two_pass", "three_pass_reload", "three_pass_recompute",
+// "online"; "softmax", "log_softmax", "softmax_topk"; "float32", "float64", "float16", "bfloat16".
 const char* isa_name(Isa isa);
 const char* algorithm_name(Algorithm algorithm);
+const char* operation_name(Operation operation);
+const char* dtype_name(DataType dtype);
+// Every name of an enum in order (kAuto first where there is one), for the Python layer.
+std::vector<std::string> isa_names();
+std::vector<std::string> algorithm_names();
 // Parse a name as above; false if unknown.
 bool parse_isa(const std::string& name, Isa* isa);
 bool parse_algorithm(const std::string& name, Algorithm* algorithm);
 
-// ISAs whose kernels were compiled into this library (always includes kScalar).
+// An implementation: a CPU target (later a GPU backend's), as the planner sees it.
+struct ImplementationInfo {
+  Isa isa;
+  std::string name;               // as isa_name()
+  std::string backend;            // "cpu"
+  std::string description;
+  std::string required_features;  // CPU features it needs, space-separated (cpu_features() names)
+  int priority;                   // the higher, the earlier "auto" tries it
+  bool compiled;                  // its kernels were compiled into this library
+  bool supported;                 // compiled and usable on this CPU and OS
+};
+// Every implementation, lowest priority first.
+std::vector<ImplementationInfo> implementations();
+
+// ISAs whose kernels were compiled into this library (always includes kScalar), lowest first.
 std::vector<Isa> compiled_isas();
 // ISAs compiled in and usable on this CPU and OS, best last.
 std::vector<Isa> supported_isas();
@@ -178,8 +278,23 @@ bool isa_supported(Isa isa);
 // What kAuto resolves to: FASTSOFTMAX_ISA if set, else the best supported ISA.
 // Returns kUnsupportedIsa if FASTSOFTMAX_ISA names an unknown or unsupported ISA.
 Status auto_isa(Isa* isa);
-// What Algorithm::kAuto picks for a float32 row of length n on `isa` (not kAuto).
-Algorithm choose_algorithm(Isa isa, std::size_t n);
+
+// A kernel variant of the catalogue: one name, in the manner of XNNPACK's,
+// <dtype>-<operation>-<algorithm>-<target>-<exp method>-<tile>[-split], e.g.
+// "f32-softmax-two_pass-avx512-lut16p3-u64": float32 softmax rows by the two-pass algorithm on
+// AVX-512, exp by a 16-entry table and a degree-3 polynomial, 64 elements per unrolled block.
+// Tiles: u<elements> (rows), c<columns> (blocks of adjacent columns); "-split": the passes that
+// split a row across threads. The checked path (one-element and special rows) is "checked".
+struct KernelInfo {
+  std::string name;
+  DataType dtype;
+  Operation operation;
+  std::string algorithm;  // an algorithm name, or "checked"
+  Isa target;             // whose code it is
+  std::string layout;     // "rows", "columns" or "split rows"
+};
+// Every kernel compiled into this library.
+std::vector<KernelInfo> kernels();
 
 // CPU features relevant to the kernels, as detected at run time (cpuid + OS state via xgetbv).
 struct CpuFeatures {
@@ -190,10 +305,12 @@ struct CpuFeatures {
   bool avx512dq = false;
   bool avx512bw = false;
   bool avx512vl = false;
-  bool avx512bf16 = false;  // AVX512_BF16: the bfloat16 kernels round with vcvtneps2bf16
+  bool avx512bf16 = false;  // AVX512_BF16: vcvtneps2bf16 (the avx512_bf16 implementation)
   bool os_saves_ymm = false;  // XCR0 has SSE and AVX state
   bool os_saves_zmm = false;  // XCR0 also has opmask and ZMM state
 };
 const CpuFeatures& cpu_features();
+// The same as (name, value) pairs in declaration order, by the names required_features uses.
+std::vector<std::pair<std::string, bool>> cpu_feature_flags();
 
 }  // namespace fastsoftmax

@@ -1,0 +1,206 @@
+// The public entry points: every call becomes a Call, which is validated and planned once
+// (plan.cc) and run by the CPU backend (cpu/execute.cc); explain() describes the same plan.
+#include <string>
+#include <vector>
+
+#include "catalogue.h"
+#include "cpu/execute.h"
+#include "cpu/targets.h"
+#include "plan.h"
+
+namespace fastsoftmax {
+namespace {
+
+template <class T>
+constexpr DataType dtype_of() {
+  if constexpr (std::is_same_v<T, float>) {
+    return DataType::kFloat32;
+  } else if constexpr (std::is_same_v<T, double>) {
+    return DataType::kFloat64;
+  } else if constexpr (std::is_same_v<T, Float16>) {
+    return DataType::kFloat16;
+  } else {
+    return DataType::kBFloat16;
+  }
+}
+
+// A typed function's call: x's layout from the x fields, every output's from the y fields.
+template <class T>
+Call typed_call(Operation operation, const T* x, const RowLayout& layout, const Options& options) {
+  Call call;
+  call.operation = operation;
+  call.dtype = dtype_of<T>();
+  call.rows = layout.rows;
+  call.n = layout.n;
+  call.inputs[0] = {x, layout.x_row_stride, layout.x_stride};
+  call.options = options;
+  return call;
+}
+
+template <class T>
+Status rowwise(Operation operation, const T* x, T* y, const RowLayout& layout, const Options& options) {
+  Call call = typed_call(operation, x, layout, options);
+  call.outputs[0] = {y, layout.y_row_stride, layout.y_stride};
+  return run(call);
+}
+
+template <class T>
+Status topk(const T* x, const RowLayout& layout, std::size_t k, T* values, std::int64_t* indices, bool sorted,
+            const Options& options) {
+  Call call = typed_call(Operation::kSoftmaxTopk, x, layout, options);
+  call.outputs[0] = {values, layout.y_row_stride, layout.y_stride};
+  call.outputs[1] = {indices, layout.y_row_stride, layout.y_stride};
+  call.k = static_cast<std::int64_t>(k);
+  call.sorted = sorted;
+  return run(call);
+}
+
+std::vector<Isa> isas_where(bool (CpuTarget::*property)() const) {
+  std::vector<Isa> isas;
+  for (int i = 0; i < kNumCpuTargets; ++i) {
+    if ((cpu_targets()[i]->*property)()) isas.push_back(cpu_targets()[i]->isa());
+  }
+  return isas;
+}
+
+}  // namespace
+
+Status run(const Call& call) {
+  const Plan planned = plan(call);
+  if (planned.problem != Problem::kNone) return status_of(planned.problem);
+  if (call.rows > 0 && call.n > 0) execute_on_cpu(call, planned);
+  return Status::kOk;
+}
+
+Explanation explain(const Call& call) {
+  Explanation e;
+  const Plan planned = plan(call);
+  e.status = status_of(planned.problem);
+  if (planned.problem != Problem::kNone) {
+    e.error = problem_message(planned.problem, call);
+    return e;
+  }
+  e.implementation = planned.implementation->name();
+  e.kernel = planned_kernel_name(call, planned);
+  e.algorithm = algorithm_name(planned.algorithm);
+  e.schedule = schedule_name(planned.schedule);
+  e.threads = static_cast<int>(planned.threads);
+  e.reasons = {{"implementation", planned.implementation_reason},
+               {"kernel", planned.kernel_reason},
+               {"algorithm", planned.algorithm_reason},
+               {"schedule", planned.schedule_reason},
+               {"threads", planned.threads_reason}};
+  return e;
+}
+
+std::string Explanation::text() const {
+  if (status != Status::kOk) return "error: " + error + "\n";
+  const std::string values[] = {implementation, kernel, algorithm, schedule, std::to_string(threads)};
+  std::string out;
+  for (std::size_t i = 0; i < reasons.size(); ++i) {
+    out += reasons[i].first + ": " + values[i] + " (" + reasons[i].second + ")\n";
+  }
+  return out;
+}
+
+const char* status_message(Status status) {
+  switch (status) {
+    case Status::kOk: return "ok";
+    case Status::kInvalidArgument: return "invalid argument (explain() names it)";
+    case Status::kUnsupportedIsa: return "the ISA asked for (or FASTSOFTMAX_ISA) is not available here";
+  }
+  return "unknown status";
+}
+
+Status softmax(const float* x, float* y, const RowLayout& layout, const Options& options) {
+  return rowwise(Operation::kSoftmax, x, y, layout, options);
+}
+Status softmax(const double* x, double* y, const RowLayout& layout, const Options& options) {
+  return rowwise(Operation::kSoftmax, x, y, layout, options);
+}
+Status softmax(const Float16* x, Float16* y, const RowLayout& layout, const Options& options) {
+  return rowwise(Operation::kSoftmax, x, y, layout, options);
+}
+Status softmax(const BFloat16* x, BFloat16* y, const RowLayout& layout, const Options& options) {
+  return rowwise(Operation::kSoftmax, x, y, layout, options);
+}
+Status log_softmax(const float* x, float* y, const RowLayout& layout, const Options& options) {
+  return rowwise(Operation::kLogSoftmax, x, y, layout, options);
+}
+Status log_softmax(const double* x, double* y, const RowLayout& layout, const Options& options) {
+  return rowwise(Operation::kLogSoftmax, x, y, layout, options);
+}
+Status log_softmax(const Float16* x, Float16* y, const RowLayout& layout, const Options& options) {
+  return rowwise(Operation::kLogSoftmax, x, y, layout, options);
+}
+Status log_softmax(const BFloat16* x, BFloat16* y, const RowLayout& layout, const Options& options) {
+  return rowwise(Operation::kLogSoftmax, x, y, layout, options);
+}
+
+Status softmax_topk(const float* x, const RowLayout& layout, std::size_t k, float* values, std::int64_t* indices,
+                    bool sorted, const Options& options) {
+  return topk(x, layout, k, values, indices, sorted, options);
+}
+Status softmax_topk(const double* x, const RowLayout& layout, std::size_t k, double* values, std::int64_t* indices,
+                    bool sorted, const Options& options) {
+  return topk(x, layout, k, values, indices, sorted, options);
+}
+Status softmax_topk(const Float16* x, const RowLayout& layout, std::size_t k, Float16* values,
+                    std::int64_t* indices, bool sorted, const Options& options) {
+  return topk(x, layout, k, values, indices, sorted, options);
+}
+Status softmax_topk(const BFloat16* x, const RowLayout& layout, std::size_t k, BFloat16* values,
+                    std::int64_t* indices, bool sorted, const Options& options) {
+  return topk(x, layout, k, values, indices, sorted, options);
+}
+
+Status read_twice_write_once(const float* x, float* y, std::size_t n, Isa isa) {
+  Call call;
+  call.n = n;
+  call.inputs[0] = {x, 0, 1};
+  call.outputs[0] = {y, 0, 1};
+  call.options.cpu.isa = isa;
+  const Plan planned = plan(call);
+  if (planned.problem != Problem::kNone) return status_of(planned.problem);
+  // The implementation's own bound, or that of the nearest lower target that has one.
+  const CpuTarget* target = planned.implementation;
+  while (target->kernels()->read_twice_write_once == nullptr) {
+    target = &cpu_target(static_cast<Isa>(static_cast<int>(target->isa()) - 1));
+  }
+  if (n > 0) target->kernels()->read_twice_write_once(n, x, y);
+  return Status::kOk;
+}
+
+std::vector<ImplementationInfo> implementations() {
+  std::vector<ImplementationInfo> list;
+  for (int i = 0; i < kNumCpuTargets; ++i) {
+    const CpuTarget& t = *cpu_targets()[i];
+    list.push_back({t.isa(), t.name(), t.backend(), t.description(), t.required_features(), t.priority(),
+                    t.compiled(), t.supported()});
+  }
+  return list;
+}
+
+std::vector<std::pair<std::string, bool>> cpu_feature_flags() {
+  int count = 0;
+  const CpuFeature* features = cpu_feature_list(&count);
+  std::vector<std::pair<std::string, bool>> flags;
+  for (int f = 0; f < count; ++f) flags.emplace_back(features[f].name, cpu_features().*features[f].flag);
+  return flags;
+}
+
+std::vector<Isa> compiled_isas() { return isas_where(&CpuTarget::compiled); }
+std::vector<Isa> supported_isas() { return isas_where(&CpuTarget::supported); }
+bool isa_supported(Isa isa) {
+  const int i = static_cast<int>(isa);
+  return isa == Isa::kAuto || (i > 0 && i <= kNumCpuTargets && cpu_target(isa).supported());
+}
+
+Status auto_isa(Isa* isa) {
+  const AutoIsa& choice = auto_isa_choice();
+  if (!choice.ok) return Status::kUnsupportedIsa;
+  *isa = choice.isa;
+  return Status::kOk;
+}
+
+}  // namespace fastsoftmax

@@ -1,0 +1,422 @@
+// The CPU backend's execution of a planned call, one generic shape for every operation:
+// reduce each slice of a row to a Normalizer state -> merge the states in a fixed order ->
+// check the merged state (the checked path takes the rows the fast path declines) -> write.
+// A whole row is one slice, and its row kernel fuses the three steps; split rows, column blocks
+// and top-k run them step by step. Strided rows are gathered contiguous by one helper, and every
+// declined row, column or top-k row goes through checked_row.
+// Compiled for the baseline target; the kernels it calls are those the plan chose.
+#include "cpu/execute.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "cpu/checked.h"
+#include "cpu/normalizer.h"
+#include "cpu/thread_pool.h"
+#include "cpu/threads.h"
+#include "cpu/topk_selection.h"
+#include "kernels/half.h"
+#include "kernels/rules.h"
+
+namespace fastsoftmax {
+namespace {
+
+// Row r of an operand, as T.
+template <class T>
+T* row_of(const Operand& operand, std::size_t r) {
+  return static_cast<T*>(const_cast<void*>(operand.data)) + static_cast<std::ptrdiff_t>(r) * operand.row_stride;
+}
+
+// Copies n elements `stride` apart into `row` (contiguous), and back.
+template <class T>
+T* gather(std::size_t n, const T* x, std::ptrdiff_t stride, std::vector<T>& row) {
+  row.resize(n);
+  for (std::size_t i = 0; i < n; ++i) row[i] = x[static_cast<std::ptrdiff_t>(i) * stride];
+  return row.data();
+}
+template <class T>
+void scatter(std::size_t n, const T* row, T* y, std::ptrdiff_t stride) {
+  for (std::size_t i = 0; i < n; ++i) y[static_cast<std::ptrdiff_t>(i) * stride] = row[i];
+}
+
+// ---- softmax and log_softmax: whole rows ---------------------------------------------------
+
+// What a row kernel left undone: the checked path for a declined row, NaN for a NaN row.
+template <class T>
+void complete_row(RowOutcome outcome, std::size_t n, const T* x, T* y, bool log, Temperature t) {
+  if (outcome == RowOutcome::kDeclined) checked_row(n, x, y, log, t);
+  if (outcome == RowOutcome::kNan) fill_nan(n, y);
+}
+
+// The kernel of one-element rows: the checked path, which gives exactly 1 (log: 0) or NaN.
+template <class T>
+RowOutcome one_element(std::size_t, const T*, T*, Temperature) {
+  return RowOutcome::kDeclined;
+}
+
+template <class T>
+void run_rows(const Call& call, const Plan& plan, RowKernel<T> kernel, bool log) {
+  const Operand& x = call.inputs[0];
+  const Operand& y = call.outputs[0];
+  const std::size_t n = call.n;
+  const Temperature t = plan.temperature;
+  run_row_runs(call.rows, n * sizeof(T), plan.threads, [&](std::size_t begin, std::size_t end) {
+    std::vector<T> gathered;  // a strided row, copied contiguous
+    for (std::size_t r = begin; r < end; ++r) {
+      const T* x_row = row_of<const T>(x, r);
+      T* y_row = row_of<T>(y, r);
+      if (x.stride == 1 && y.stride == 1) {
+        complete_row(kernel(n, x_row, y_row, t), n, x_row, y_row, log, t);
+        continue;
+      }
+      T* row = gather(n, x_row, x.stride, gathered);
+      complete_row(kernel(n, row, row, t), n, row, row, log, t);
+      scatter(n, row, y_row, y.stride);
+    }
+  });
+}
+
+// ---- softmax and log_softmax: rows split across threads (float32) ---------------------------
+
+// What each thread reports about its slice. Two sets, used by alternate rows, so that a thread
+// may start the next row while another still reads this row's reports.
+struct SliceReport {
+  Normalizer<float> state;  // two-pass and online; three-pass: its sum below the row maximum
+  float max;                // three-pass
+  char padding[64];         // one report per cache line
+};
+
+bool pair_algorithm(Algorithm algorithm) {
+  return algorithm == Algorithm::kTwoPass || algorithm == Algorithm::kOnline;
+}
+
+// One row, x[0, n) -> y, by every thread of the team: thread `t` of `count` owns one slice.
+// (count = 1, when another call holds the team: the whole row, with the same results as its row
+// kernel.)
+void split_row(const Call& call, const Plan& plan, const SlicePasses& k, const float* x, float* y, int thread,
+               int count, SliceReport* reports) {
+  const std::size_t n = call.n;
+  const bool log = call.operation == Operation::kLogSoftmax;
+  const Temperature t = plan.temperature;
+  const auto [begin, len] = slice_of(n, thread, count);
+  const float* xs = x + begin;
+  float* ys = y + begin;
+  SliceReport& mine = reports[thread];
+  const auto state_of = [reports](int i) -> const Normalizer<float>& { return reports[i].state; };
+
+  if (pair_algorithm(plan.algorithm)) {
+    mine.state = (plan.algorithm == Algorithm::kTwoPass ? k.two_pass_total : k.online_total)(len, xs, t);
+    threads_barrier(count);
+    const Normalizer<float> total = merge_normalizers<float>(count, t, state_of);
+    if (!fast_normalizer(total)) {
+      if (thread == 0) checked_row(n, x, y, log, t);
+      return;
+    }
+    return (log ? k.write_log_softmax : k.write_softmax)(len, xs, ys, total, t);
+  }
+
+  // Three-pass: the maximum, then the sums below it, then the outputs.
+  mine.max = k.max(len, xs);
+  threads_barrier(count);
+  float max = -std::numeric_limits<float>::infinity();
+  for (int i = 0; i < count; ++i) max = std::max(max, reports[i].max);
+  if (!fast_row_max(max, t)) {
+    if (thread == 0) checked_row(n, x, y, log, t);
+    return;
+  }
+  const float exponent = k.exponent_of(max, t);
+  const bool reload = plan.algorithm == Algorithm::kThreePassReload;
+  mine.state = {(reload ? k.sum_below_max_store : k.sum_below_max)(len, xs, ys, exponent, t), exponent, 0.0f, max};
+  threads_barrier(count);
+  const Normalizer<float> total = merge_normalizers<float>(count, t, state_of);
+  // With a finite max every term is below 2: a non-finite sum means a NaN in the row.
+  if (!std::isfinite(total.sum)) return fill_nan(len, ys);
+  if (reload) return k.scale(len, ys, 1.0 / total.sum);
+  (log ? k.write_log_softmax : k.write_softmax)(len, xs, ys, total, t);
+}
+
+void run_split_rows(const Call& call, const Plan& plan, const SlicePasses& passes) {
+  std::vector<SliceReport> reports(2 * plan.threads);
+  run_team_of(plan.threads, [&](int thread, int count) {
+    for (std::size_t r = 0; r < call.rows; ++r) {
+      split_row(call, plan, passes, row_of<const float>(call.inputs[0], r), row_of<float>(call.outputs[0], r), thread,
+                count, reports.data() + (r % 2) * plan.threads);
+      // A row that took the checked path on thread 0 is done when thread 0 reaches the next row's
+      // first barrier; the others may already write the next row, which is disjoint.
+    }
+  });
+}
+
+// ---- softmax and log_softmax: blocks of adjacent columns (float32) --------------------------
+
+// The columns of a block the fast path declines: each gathered (before anything of the block is
+// written, so in-place calls work), computed by the checked path, and scattered over what the
+// block's output pass wrote there.
+class CheckedColumns {
+ public:
+  void clear() { columns_.clear(); }
+  void add(const ColumnBlock& b, std::size_t c, bool log, Temperature t) {
+    columns_.push_back(c);
+    values_.resize(columns_.size() * b.n);
+    float* column = values_.data() + (columns_.size() - 1) * b.n;
+    std::copy_n(gather(b.n, b.x + c, b.x_stride, gathered_), b.n, column);
+    checked_row(b.n, column, column, log, t);
+  }
+  void add_nan(const ColumnBlock& b, std::size_t c) {
+    columns_.push_back(c);
+    values_.resize(columns_.size() * b.n);
+    fill_nan(b.n, values_.data() + (columns_.size() - 1) * b.n);
+  }
+  void scatter_into(const ColumnBlock& b) const {
+    for (std::size_t i = 0; i < columns_.size(); ++i) scatter(b.n, values_.data() + i * b.n, b.y + columns_[i], b.y_stride);
+  }
+
+ private:
+  std::vector<std::size_t> columns_;
+  std::vector<float> values_;  // n per column
+  std::vector<float> gathered_;
+};
+
+void column_block(const ColumnPasses& k, Algorithm algorithm, bool log, const ColumnBlock& b, Temperature t,
+                  CheckedColumns& checked) {
+  ColumnTotals totals;
+  checked.clear();
+  const bool reload = algorithm == Algorithm::kThreePassReload;
+  if (pair_algorithm(algorithm)) {
+    (algorithm == Algorithm::kTwoPass ? k.two_pass_totals : k.online_totals)(b, t, &totals);
+    for (std::size_t c = 0; c < b.columns; ++c) {
+      if (!fast_normalizer(Normalizer<float>{totals.sum[c], totals.exponent[c], 0.0f, totals.max[c]})) {
+        checked.add(b, c, log, t);
+      }
+    }
+  } else {
+    k.max(b, &totals);
+    for (std::size_t c = 0; c < b.columns; ++c) {
+      if (!fast_row_max(totals.max[c], t)) checked.add(b, c, log, t);
+    }
+    (reload ? k.sums_below_max_store : k.sums_below_max)(b, t, &totals);
+    // A finite maximum and a non-finite sum: a NaN in the column, which gives NaN.
+    for (std::size_t c = 0; c < b.columns; ++c) {
+      if (!std::isfinite(totals.sum[c]) && fast_row_max(totals.max[c], t)) checked.add_nan(b, c);
+    }
+  }
+  if (log) {
+    k.write_log_softmax(b, t, totals);
+  } else if (reload) {
+    k.scale(b, totals);
+  } else {
+    k.write_softmax(b, t, totals);
+  }
+  checked.scatter_into(b);
+}
+
+// Each thread takes blocks [thread * blocks / count, (thread + 1) * blocks / count).
+void run_columns(const Call& call, const Plan& plan, const ColumnPasses& passes) {
+  const Operand& x = call.inputs[0];
+  const Operand& y = call.outputs[0];
+  const bool log = call.operation == Operation::kLogSoftmax;
+  const std::size_t width = passes.block_columns;
+  const std::size_t blocks = (call.rows + width - 1) / width;
+  run_team_of(plan.threads, [&](int thread, int count) {
+    CheckedColumns checked;
+    const std::size_t first = blocks * static_cast<std::size_t>(thread) / static_cast<std::size_t>(count);
+    const std::size_t last = blocks * static_cast<std::size_t>(thread + 1) / static_cast<std::size_t>(count);
+    for (std::size_t b = first; b < last; ++b) {
+      const std::size_t column = b * width;
+      const ColumnBlock block{call.n,          std::min(width, call.rows - column), row_of<const float>(x, column),
+                              x.stride,        row_of<float>(y, column),             y.stride};
+      column_block(passes, plan.algorithm, log, block, plan.temperature, checked);
+    }
+  });
+}
+
+// ---- softmax_topk ----------------------------------------------------------------------------
+
+// Where one row's k results go.
+template <class T>
+struct TopkOut {
+  T* values;
+  std::int64_t* indices;
+  std::ptrdiff_t values_stride, indices_stride;
+
+  void set(std::size_t j, T value, std::int64_t index) const {
+    values[static_cast<std::ptrdiff_t>(j) * values_stride] = value;
+    indices[static_cast<std::ptrdiff_t>(j) * indices_stride] = index;
+  }
+};
+template <class T>
+TopkOut<T> topk_out(const Call& call, std::size_t r) {
+  const Operand& values = call.outputs[0];
+  const Operand& indices = call.outputs[1];
+  return {row_of<T>(values, r), row_of<std::int64_t>(indices, r), values.stride, indices.stride};
+}
+
+// A thread's state for top-k rows: its selector, and room for a gathered row and checked results.
+template <class T>
+struct TopkScratch {
+  explicit TopkScratch(std::size_t k) : selector(k) {}
+  TopkSelector<ComputeOf<T>> selector;
+  std::vector<T> gathered;
+  std::vector<T> checked;
+};
+
+// Reduces x[0, n) (the row's elements from first_index on) into its normalizer while the selector
+// collects its candidates: the kernel's pass, resumed after making room as often as it stops.
+template <class T>
+Normalizer<ComputeOf<T>> reduce_topk(TopkKernel<T> kernel, std::size_t n, const T* x, std::int64_t first_index,
+                                     Temperature t, TopkSelector<ComputeOf<T>>& selector) {
+  using C = ComputeOf<T>;
+  Normalizer<C> state;
+  std::size_t done = kernel(n, x, first_index, t, selector.candidates(), &state);
+  while (done < n) {
+    selector.make_room();
+    Normalizer<C> parts[2] = {state, {}};
+    done += kernel(n - done, x + done, first_index + static_cast<std::int64_t>(done), t, selector.candidates(),
+                   &parts[1]);
+    state = merge_normalizers<C>(2, t, [&parts](int i) -> const Normalizer<C>& { return parts[i]; });
+  }
+  return state;
+}
+
+// The results of a row whose candidates the selector holds and whose normalizer is `total`:
+// probabilities exp((x - shift) / t) / (sum * 2^exponent), computed in the wide type.
+template <class T>
+void write_topk(const Call& call, std::size_t n, const T* x, TopkSelector<ComputeOf<T>>& selector,
+                const Normalizer<ComputeOf<T>>& total, Temperature t, const TopkOut<T>& out) {
+  using Wide = WideOf<T>;
+  constexpr Wide kLn2 = 0.693147180559945309417232121458176568L;
+  const auto* best = selector.finish(n, x, call.sorted);
+  const Wide log_scale = static_cast<Wide>(total.exponent) * kLn2;
+  for (std::size_t j = 0; j < static_cast<std::size_t>(call.k); ++j) {
+    const Wide scaled = (static_cast<Wide>(best[j].value) - total.shift) / static_cast<Wide>(t.value);
+    out.set(j, narrow<T>(std::exp(scaled - log_scale) / total.sum), best[j].index);
+  }
+}
+
+// Rows the fast path declines, and one-element rows: a row with a NaN gives NaN at indices
+// 0..k-1; otherwise the k best inputs are selected and their probabilities are checked_row's.
+template <class T>
+void checked_topk(const Call& call, std::size_t n, const T* x, Temperature t, TopkScratch<T>& scratch,
+                  const TopkOut<T>& out) {
+  const T nan = narrow<T>(std::numeric_limits<double>::quiet_NaN());
+  if (std::any_of(x, x + n, [](T v) { return std::isnan(widen(v)); })) {
+    for (std::size_t j = 0; j < static_cast<std::size_t>(call.k); ++j) out.set(j, nan, static_cast<std::int64_t>(j));
+    return;
+  }
+  TopkSelector<ComputeOf<T>>& selector = scratch.selector;
+  selector.clear();
+  for (std::size_t i = 0; i < n; ++i) {
+    const ComputeOf<T> v = widen(x[i]);
+    if (v > selector.candidates()->threshold) selector.offer(v, static_cast<std::int64_t>(i));
+  }
+  const auto* best = selector.finish(n, x, call.sorted);
+  scratch.checked.resize(n);
+  checked_row(n, x, scratch.checked.data(), false, t);
+  for (std::size_t j = 0; j < static_cast<std::size_t>(call.k); ++j) {
+    out.set(j, scratch.checked[static_cast<std::size_t>(best[j].index)], best[j].index);
+  }
+}
+
+// One contiguous row (kernel null: a one-element row, for the checked path).
+template <class T>
+void topk_row(const Call& call, TopkKernel<T> kernel, std::size_t n, const T* x, Temperature t,
+              TopkScratch<T>& scratch, const TopkOut<T>& out) {
+  if (kernel == nullptr) return checked_topk(call, n, x, t, scratch, out);
+  scratch.selector.clear();
+  const Normalizer<ComputeOf<T>> total = reduce_topk(kernel, n, x, 0, t, scratch.selector);
+  if (!fast_normalizer(total)) return checked_topk(call, n, x, t, scratch, out);
+  write_topk(call, n, x, scratch.selector, total, t, out);
+}
+
+template <class T>
+void run_topk_rows(const Call& call, const Plan& plan, TopkKernel<T> kernel) {
+  const Operand& x = call.inputs[0];
+  run_row_runs(call.rows, call.n * sizeof(T), plan.threads, [&](std::size_t begin, std::size_t end) {
+    TopkScratch<T> scratch(static_cast<std::size_t>(call.k));
+    for (std::size_t r = begin; r < end; ++r) {
+      const T* row = row_of<const T>(x, r);
+      if (x.stride != 1) row = gather(call.n, row, x.stride, scratch.gathered);
+      topk_row(call, kernel, call.n, row, plan.temperature, scratch, topk_out<T>(call, r));
+    }
+  });
+}
+
+// One slice's pass over a row split across threads.
+template <class T>
+struct TopkSlice {
+  explicit TopkSlice(std::size_t k) : scratch(k) {}
+  TopkScratch<T> scratch;
+  Normalizer<ComputeOf<T>> state;
+};
+
+// Few long rows: each is split across the team. Every thread passes over its slice with its own
+// selector; thread 0 merges the normalizers and the candidates, in slice order, and writes the
+// row (or runs the checked path on it).
+template <class T>
+void run_split_topk_rows(const Call& call, const Plan& plan, TopkKernel<T> kernel) {
+  using C = ComputeOf<T>;
+  std::vector<TopkSlice<T>> slices(plan.threads, TopkSlice<T>(static_cast<std::size_t>(call.k)));
+  run_team_of(plan.threads, [&](int thread, int count) {
+    const std::size_t n = call.n;
+    for (std::size_t r = 0; r < call.rows; ++r) {
+      const T* x = row_of<const T>(call.inputs[0], r);
+      const Slice slice = slice_of(n, thread, count);
+      TopkSlice<T>& mine = slices[static_cast<std::size_t>(thread)];
+      mine.scratch.selector.clear();
+      mine.state = reduce_topk(kernel, slice.length, x + slice.begin, static_cast<std::int64_t>(slice.begin),
+                               plan.temperature, mine.scratch.selector);
+      threads_barrier(count);
+      if (thread == 0) {
+        const Normalizer<C> total =
+            merge_normalizers<C>(count, plan.temperature, [&slices](int s) -> const Normalizer<C>& {
+              return slices[static_cast<std::size_t>(s)].state;
+            });
+        if (!fast_normalizer(total)) {
+          checked_topk(call, n, x, plan.temperature, mine.scratch, topk_out<T>(call, r));
+        } else {
+          for (int s = 1; s < count; ++s) mine.scratch.selector.merge(slices[static_cast<std::size_t>(s)].scratch.selector);
+          write_topk(call, n, x, mine.scratch.selector, total, plan.temperature, topk_out<T>(call, r));
+        }
+      }
+      threads_barrier(count);  // the slices' selectors are reused by the next row
+    }
+  });
+}
+
+// ---- Dispatch by element type, operation and schedule --------------------------------------
+
+template <class T>
+void execute_typed(const Call& call, const Plan& plan) {
+  const TargetKernels& target = *plan.kernel_target->kernels();
+  const RowKernels<T>& kernels = *row_kernels_of<T>(target);
+  if (call.operation == Operation::kSoftmaxTopk) {
+    if (plan.schedule == Schedule::kSplitRows) return run_split_topk_rows<T>(call, plan, kernels.softmax_topk);
+    const bool one_element = plan.schedule == Schedule::kOneElement;
+    return run_topk_rows<T>(call, plan, one_element ? nullptr : kernels.softmax_topk);
+  }
+  const bool log = call.operation == Operation::kLogSoftmax;
+  if constexpr (std::is_same_v<T, float>) {
+    if (plan.schedule == Schedule::kColumns) return run_columns(call, plan, *target.f32_columns);
+    if (plan.schedule == Schedule::kSplitRows) return run_split_rows(call, plan, *target.f32_slices);
+  }
+  const int a = algorithm_index(plan.algorithm);
+  RowKernel<T> kernel = log ? kernels.log_softmax[a] : kernels.softmax[a];
+  if (plan.schedule == Schedule::kOneElement) kernel = one_element<T>;
+  run_rows(call, plan, kernel, log);
+}
+
+}  // namespace
+
+void execute_on_cpu(const Call& call, const Plan& plan) {
+  switch (call.dtype) {
+    case DataType::kFloat32: return execute_typed<float>(call, plan);
+    case DataType::kFloat64: return execute_typed<double>(call, plan);
+    case DataType::kFloat16: return execute_typed<Float16>(call, plan);
+    case DataType::kBFloat16: return execute_typed<BFloat16>(call, plan);
+  }
+}
+
+}  // namespace fastsoftmax

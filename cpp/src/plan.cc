@@ -1,0 +1,192 @@
+// The selection policy: every decision about how a call runs is made here, once per call, with
+// the reason for it (explain() shows them).
+#include "plan.h"
+
+#include <algorithm>
+
+#include "cpu/threads.h"
+
+namespace fastsoftmax {
+namespace {
+
+// The automatic choice per target and row length, from bench/ on AMD Zen 5 (README,
+// "Performance"): while a row's input and output fit in the L2 cache (1 MiB per core there) the
+// algorithms run within a few percent of each other, compute-bound, and the reloading three-pass
+// (one exp per element) is marginally ahead; beyond it the two-pass wins, by 15-40% from L3 and
+// more from memory (two reads and one write instead of three reads and two writes). The scalar
+// kernels compute exp with the C library, so the single-exp reloading variant wins at every length.
+constexpr std::size_t kBeyondL2Elements = std::size_t{1} << 17;  // 512 KiB of float32 input
+
+std::size_t element_bytes(DataType dtype) {
+  switch (dtype) {
+    case DataType::kFloat32: return 4;
+    case DataType::kFloat64: return 8;
+    default: return 2;
+  }
+}
+
+bool has_row_kernels(const CpuTarget& target, DataType dtype) {
+  const TargetKernels* kernels = target.kernels();
+  if (kernels == nullptr) return false;
+  switch (dtype) {
+    case DataType::kFloat32: return kernels->f32 != nullptr;
+    case DataType::kFloat64: return kernels->f64 != nullptr;
+    case DataType::kFloat16: return kernels->f16 != nullptr;
+    case DataType::kBFloat16: return kernels->bf16 != nullptr;
+  }
+  return false;
+}
+
+// The target whose kernels run: the implementation's own for this dtype, else those of the
+// nearest lower target that has them (float64 on the SIMD targets: the scalar ones; float32 on
+// avx512_bf16: avx512's). Temperatures the SIMD kernels cannot fold in run the scalar kernels.
+void choose_kernels(const Call& call, Plan& plan) {
+  const double t = call.options.temperature;
+  if (t < kSimdMinTemperature || t > kSimdMaxTemperature) {
+    plan.kernel_target = &cpu_target(Isa::kScalar);
+    plan.kernel_reason =
+        "temperature outside [2^-20, 2^20]: the SIMD kernels fold powers of 1/temperature into float constants, "
+        "so the scalar kernels run";
+    return;
+  }
+  const CpuTarget* target = plan.implementation;
+  while (!has_row_kernels(*target, call.dtype)) target = &cpu_target(static_cast<Isa>(static_cast<int>(target->isa()) - 1));
+  plan.kernel_target = target;
+  plan.kernel_reason = target == plan.implementation
+                           ? "the implementation's own kernels for this dtype"
+                           : "the implementation has no kernels of its own for this dtype: those of the nearest "
+                             "lower target that has them";
+}
+
+// softmax and log_softmax: Algorithm::kAuto's choice.
+void choose_algorithm(const Call& call, bool columns, Plan& plan) {
+  const bool simd = plan.kernel_target->isa() != Isa::kScalar;
+  const bool half = call.dtype == DataType::kFloat16 || call.dtype == DataType::kBFloat16;
+  if (call.options.algorithm != Algorithm::kAuto) {
+    plan.algorithm = call.options.algorithm;
+    plan.algorithm_reason = "asked for (algorithm)";
+  } else if (columns) {
+    plan.algorithm = Algorithm::kTwoPass;
+    plan.algorithm_reason = "auto: column blocks are read from memory a row at a time, so the fewest passes win";
+  } else if (half && simd) {
+    plan.algorithm = Algorithm::kTwoPass;
+    plan.algorithm_reason =
+        "auto: 16-bit rows; three_pass_reload would store its terms in the 16-bit output and round them twice";
+  } else if (!simd) {
+    plan.algorithm = Algorithm::kThreePassReload;
+    plan.algorithm_reason = "auto: the scalar kernels compute exp with the C library, so one exp per element wins";
+  } else if (call.n < kBeyondL2Elements) {
+    plan.algorithm = Algorithm::kThreePassReload;
+    plan.algorithm_reason =
+        "auto: rows under 2^17 elements stay in L2, where the kernels are compute-bound and one exp per element wins";
+  } else {
+    plan.algorithm = Algorithm::kTwoPass;
+    plan.algorithm_reason = "auto: rows of 2^17 elements or more leave L2, where the least memory traffic wins";
+  }
+  if (call.operation == Operation::kLogSoftmax && plan.algorithm == Algorithm::kThreePassReload) {
+    plan.algorithm = Algorithm::kThreePassRecompute;
+    plan.algorithm_reason =
+        "three_pass_reload chosen or asked for, but log_softmax's last pass needs only x: nothing to reload, so it "
+        "runs as three_pass_recompute";
+  }
+}
+
+void choose_threads(const Call& call, Plan& plan) {
+  const int requested = call.options.cpu.num_threads;
+  plan.threads = useful_threads(call.rows * call.n * element_bytes(call.dtype), requested);
+  const std::size_t asked = static_cast<std::size_t>(requested > 0 ? requested : get_num_threads());
+  if (plan.threads == asked) {
+    plan.threads_reason = requested > 0 ? "as asked (num_threads)" : "get_num_threads(), the default";
+  } else {
+    plan.threads_reason = "fewer than asked: at most one per 256 KiB of input and per available CPU";
+  }
+}
+
+}  // namespace
+
+const char* schedule_name(Schedule schedule) {
+  switch (schedule) {
+    case Schedule::kOneElement: return "one element";
+    case Schedule::kRows: return "rows";
+    case Schedule::kColumns: return "columns";
+    case Schedule::kSplitRows: return "split rows";
+  }
+  return "unknown";
+}
+
+bool columns_adjacent(const Call& call) {
+  const Operand& x = call.inputs[0];
+  const Operand& y = call.outputs[0];
+  return call.rows > 1 && call.n > 1 && x.row_stride == 1 && y.row_stride == 1 && x.stride != 1;
+}
+
+Plan plan(const Call& call) {
+  Plan plan;
+  plan.problem = validate(call);
+  if (plan.problem != Problem::kNone) return plan;
+  const Options& options = call.options;
+  plan.temperature = {options.temperature, 1.0 / options.temperature};
+
+  if (options.cpu.isa != Isa::kAuto) {
+    plan.implementation = &cpu_target(options.cpu.isa);
+    plan.implementation_reason = "asked for (isa)";
+  } else {
+    plan.implementation = &cpu_target(auto_isa_choice().isa);
+    plan.implementation_reason = auto_isa_choice().variable_set ? "isa auto: FASTSOFTMAX_ISA names it"
+                                                                : "isa auto: the best implementation this CPU supports";
+  }
+  choose_kernels(call, plan);
+  choose_threads(call, plan);
+  const Operand& x = call.inputs[0];
+
+  if (call.operation == Operation::kSoftmaxTopk) {
+    plan.algorithm = Algorithm::kOnline;
+    plan.algorithm_reason = "softmax_topk fuses the online normalizer with the selection (Milakov & Gimelshein, Alg. 4)";
+    if (call.n == 1) {
+      plan.schedule = Schedule::kOneElement;
+      plan.schedule_reason = "one-element rows: the checked path gives exactly 1, or NaN";
+    } else if (x.stride == 1 && split_pays(call.rows, call.n, plan.threads)) {
+      plan.schedule = Schedule::kSplitRows;
+      plan.schedule_reason =
+          "few long rows: each split across the threads, every thread selecting in its slice, the normalizers "
+          "and candidates merged";
+    } else {
+      plan.schedule = Schedule::kRows;
+      plan.schedule_reason = x.stride == 1 ? "whole rows, shared out among the threads"
+                                           : "whole rows, each gathered contiguous first (a strided axis)";
+    }
+    return plan;
+  }
+
+  const Operand& y = call.outputs[0];
+  const TargetKernels& kernels = *plan.kernel_target->kernels();
+  const bool simd_float32 = call.dtype == DataType::kFloat32 && plan.kernel_target->isa() != Isa::kScalar;
+  const bool columns = simd_float32 && kernels.f32_columns != nullptr && columns_adjacent(call);
+  choose_algorithm(call, columns, plan);
+  if (call.n == 1) {
+    plan.schedule = Schedule::kOneElement;
+    plan.schedule_reason =
+        "one-element rows are exactly 1 (log: 0), or NaN: the checked path says so exactly, where a kernel could "
+        "leave a rounding of exp(x) / exp(x)";
+  } else if (columns) {
+    plan.schedule = Schedule::kColumns;
+    const std::size_t blocks = (call.rows + kernels.f32_columns->block_columns - 1) / kernels.f32_columns->block_columns;
+    plan.threads = std::min(plan.threads, blocks);
+    plan.schedule_reason =
+        "a strided axis whose softmaxes lie side by side: blocks of adjacent columns read a row at a time, one "
+        "softmax per SIMD lane, nothing gathered";
+  } else if (simd_float32 && kernels.f32_slices != nullptr && x.stride == 1 && y.stride == 1 &&
+             split_pays(call.rows, call.n, plan.threads)) {
+    plan.schedule = Schedule::kSplitRows;
+    plan.schedule_reason =
+        "few long rows: each split into slices across the threads, their partial normalizers merged in a fixed order";
+  } else {
+    plan.schedule = Schedule::kRows;
+    plan.schedule_reason = x.stride == 1 && y.stride == 1
+                               ? "whole rows, shared out among the threads"
+                               : "whole rows, each gathered contiguous, computed and scattered back (a strided axis)";
+  }
+  return plan;
+}
+
+}  // namespace fastsoftmax

@@ -1,0 +1,44 @@
+// Internal: the one place that decides how a call runs (the selection policy): which
+// implementation, whose kernels, which algorithm, which schedule, how many threads, and why.
+#pragma once
+
+#include <cstddef>
+
+#include "cpu/targets.h"
+#include "fastsoftmax/fastsoftmax.h"
+#include "kernels/kernel_types.h"
+#include "validate.h"
+
+namespace fastsoftmax {
+
+enum class Schedule {
+  kOneElement,  // n == 1: the checked path gives exactly 1 (log: 0) or NaN
+  kRows,        // whole rows, shared out among the threads in runs
+  kColumns,     // blocks of adjacent columns (a softmax along a strided axis), one softmax per lane
+  kSplitRows,   // every row split into slices across the threads, their states merged
+};
+const char* schedule_name(Schedule schedule);
+
+struct Plan {
+  Problem problem = Problem::kNone;  // the call is refused unless kNone (then nothing else is set)
+  const CpuTarget* implementation = nullptr;  // asked for, or chosen for Isa::kAuto
+  const CpuTarget* kernel_target = nullptr;   // whose kernels run: the implementation's, or a lower target's
+  Algorithm algorithm = Algorithm::kAuto;     // never kAuto once planned
+  Schedule schedule = Schedule::kRows;
+  std::size_t threads = 1;  // asked of the thread team (a call may still get fewer)
+  Temperature temperature = kNoTemperature;
+  // Why each choice (static text, for explain()).
+  const char* implementation_reason = "";
+  const char* kernel_reason = "";
+  const char* algorithm_reason = "";
+  const char* schedule_reason = "";
+  const char* threads_reason = "";
+};
+
+// Validates the call and plans it. Reads nothing of its data.
+Plan plan(const Call& call);
+
+// Rows next to each other with strided elements (a softmax along a non-contiguous axis).
+bool columns_adjacent(const Call& call);
+
+}  // namespace fastsoftmax

@@ -1,0 +1,291 @@
+// NumPy arrays to the library's Calls and back (arrays.h).
+#include "arrays.h"
+
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <string>
+
+#include "arguments.h"
+
+namespace fastsoftmax::python {
+namespace {
+
+constexpr int kAlignedFlag = 0x0100;  // NPY_ARRAY_ALIGNED
+
+// NumPy reports the native byte order as '=' ('<' or '>' only for the other one), and '|' where
+// there is none.
+bool native_byte_order(char byteorder) { return byteorder == '=' || byteorder == '|'; }
+
+bool same_dtype(const py::dtype& a, const py::dtype& b) {
+  return a.is(b) || py::detail::npy_api::get().PyArray_EquivTypes_(a.ptr(), b.ptr());
+}
+
+// The library's element type of a NumPy dtype, if the kernels read it as it is.
+bool native_element(const py::dtype& dtype, DataType* element) {
+  if (dtype.kind() == 'f' && native_byte_order(dtype.byteorder())) {
+    switch (dtype.itemsize()) {
+      case 4: *element = DataType::kFloat32; return true;
+      case 8: *element = DataType::kFloat64; return true;
+      case 2: *element = DataType::kFloat16; return true;
+      default: return false;
+    }
+  }
+  // ml_dtypes.bfloat16, the bfloat16 of JAX and of PyTorch's NumPy interchange.
+  if (dtype.itemsize() == 2 && dtype.kind() == 'V' && py::str(dtype.attr("name")).cast<std::string>() == "bfloat16") {
+    *element = DataType::kBFloat16;
+    return true;
+  }
+  return false;
+}
+
+bool aligned(const py::array& a) { return (a.flags() & kAlignedFlag) != 0; }
+
+// The addresses an array's elements span, [first, last) in bytes.
+struct Extent {
+  std::uintptr_t first, last;
+};
+Extent extent_of(const py::array& a) {
+  auto first = reinterpret_cast<std::uintptr_t>(a.data());
+  auto last = first + static_cast<std::uintptr_t>(a.itemsize());
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+    const py::ssize_t span = (a.shape(d) - 1) * a.strides(d);
+    if (span < 0) first -= static_cast<std::uintptr_t>(-span);
+    if (span > 0) last += static_cast<std::uintptr_t>(span);
+  }
+  return {first, last};
+}
+// numpy.may_share_memory: whether the extents overlap (empty arrays never do).
+bool may_share_memory(const py::array& a, const py::array& b) {
+  if (a.size() == 0 || b.size() == 0) return false;
+  const Extent ea = extent_of(a), eb = extent_of(b);
+  return ea.first < eb.last && eb.first < ea.last;
+}
+bool same_view(const py::array& a, const py::array& b) {
+  if (a.data() != b.data() || a.ndim() != b.ndim() || !same_dtype(a.dtype(), b.dtype())) return false;
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+    if (a.shape(d) != b.shape(d) || a.strides(d) != b.strides(d)) return false;
+  }
+  return true;
+}
+
+std::vector<py::ssize_t> shape_of(const py::array& a) { return {a.shape(), a.shape() + a.ndim()}; }
+
+std::string shape_text(const std::vector<py::ssize_t>& shape) {
+  return py::str(py::tuple(py::cast(shape)));
+}
+
+// A new array of `shape` whose axis `axis` is innermost (contiguous) and whose other axes are in
+// C order: what the kernels write fastest, returned to the caller in the caller's axis order.
+py::array axis_last_array(const py::dtype& dtype, const std::vector<py::ssize_t>& shape, int axis) {
+  const int ndim = static_cast<int>(shape.size());
+  std::vector<int> order;
+  for (int d = 0; d < ndim; ++d) {
+    if (d != axis) order.push_back(d);
+  }
+  order.push_back(axis);
+  std::vector<py::ssize_t> strides(shape.size());
+  py::ssize_t stride = dtype.itemsize();
+  for (int i = ndim - 1; i >= 0; --i) {
+    strides[order[i]] = stride;
+    stride *= std::max<py::ssize_t>(shape[order[i]], 1);
+  }
+  return py::array(dtype, shape, strides);
+}
+
+// out= as the result: an ndarray of x's shape and the result dtype, writable.
+py::array out_array(py::handle out, const std::vector<py::ssize_t>& shape, const py::dtype& dtype) {
+  if (!py::isinstance<py::array>(out)) {
+    throw py::type_error("out must be a numpy.ndarray, got " + std::string(py::str(py::type::handle_of(out).attr("__name__"))));
+  }
+  py::array array = py::reinterpret_borrow<py::array>(out);
+  if (shape_of(array) != shape) {
+    throw py::value_error("out has shape " + shape_text(shape_of(array)) + "; expected " + shape_text(shape) +
+                          ", the shape of x");
+  }
+  if (!same_dtype(array.dtype(), dtype)) {
+    throw py::type_error("out has dtype " + std::string(py::str(array.dtype())) + "; expected " +
+                         std::string(py::str(dtype)) + ", the result dtype for this input");
+  }
+  if (!array.writeable()) throw py::value_error("out is read-only; expected a writable array");
+  return array;
+}
+
+// Strides of `a` in elements; ValueError if some stride is not a whole number of elements.
+std::vector<std::ptrdiff_t> element_strides(const py::array& a) {
+  std::vector<std::ptrdiff_t> strides;
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+    if (a.strides(d) % a.itemsize() != 0) throw py::value_error("array strides must be multiples of the item size");
+    strides.push_back(a.strides(d) / a.itemsize());
+  }
+  return strides;
+}
+
+// Calls fn(call) for each library call covering the prepared operation: its axis moved last (a
+// permutation of strides, no copy), the axis before it the rows; outer axes laid out as more rows
+// (a C-contiguous batch of matrices, say) join the rows, so one call sees, and can share among
+// threads, all of them; the remaining outer axes are walked here. Stops when fn returns false.
+template <class Fn>
+void for_each_call(const Prepared& p, Fn&& fn) {
+  const py::array& x = p.x;
+  const int ndim = static_cast<int>(x.ndim());
+  std::vector<int> order;
+  for (int d = 0; d < ndim; ++d) {
+    if (d != p.axis) order.push_back(d);
+  }
+  order.push_back(p.axis);
+
+  // Operand 0 is x, then the outputs; their strides in the moved-axis order.
+  std::vector<const py::array*> operands = {&x};
+  for (const py::array& output : p.outputs) operands.push_back(&output);
+  const std::size_t count = operands.size();
+  std::vector<std::vector<std::ptrdiff_t>> strides(count);
+  for (std::size_t o = 0; o < count; ++o) {
+    const std::vector<std::ptrdiff_t> own = element_strides(*operands[o]);
+    for (int d : order) strides[o].push_back(own[d]);
+  }
+  std::vector<std::size_t> shape;
+  for (int d : order) shape.push_back(static_cast<std::size_t>(x.shape(d)));
+
+  Call call = p.call;
+  call.n = shape[ndim - 1];
+  call.rows = ndim >= 2 ? shape[ndim - 2] : 1;
+  std::vector<std::ptrdiff_t> row_stride(count, 0);
+  for (std::size_t o = 0; o < count && ndim >= 2; ++o) row_stride[o] = strides[o][ndim - 2];
+  int outer_dims = ndim >= 2 ? ndim - 2 : 0;
+  while (outer_dims > 0) {
+    const int d = outer_dims - 1;
+    bool joins = true;
+    for (std::size_t o = 0; o < count; ++o) {
+      joins = joins && strides[o][d] == static_cast<std::ptrdiff_t>(call.rows) * row_stride[o];
+    }
+    if (!joins) break;
+    call.rows *= shape[d];
+    --outer_dims;
+  }
+  std::size_t outer_count = 1;
+  for (int d = 0; d < outer_dims; ++d) outer_count *= shape[d];
+
+  std::vector<std::size_t> index(outer_dims, 0);
+  for (std::size_t k = 0; k < outer_count; ++k) {
+    for (std::size_t o = 0; o < count; ++o) {
+      std::ptrdiff_t offset = 0;
+      for (int d = 0; d < outer_dims; ++d) offset += static_cast<std::ptrdiff_t>(index[d]) * strides[o][d];
+      const char* base = static_cast<const char*>(operands[o]->data()) + offset * operands[o]->itemsize();
+      Operand& operand = o == 0 ? call.inputs[0] : call.outputs[o - 1];
+      operand = {base, row_stride[o], strides[o][ndim - 1]};
+    }
+    if (!fn(call)) return;
+    // Advance the multi-index over the outer axes, last axis fastest.
+    for (int d = outer_dims - 1; d >= 0; --d) {
+      if (++index[d] < shape[d]) break;
+      index[d] = 0;
+    }
+  }
+}
+
+// The operation's call with no elements: the library still validates its options.
+Call empty_call(const Prepared& p) {
+  Call call = p.call;
+  call.rows = 0;
+  call.n = static_cast<std::size_t>(p.x.shape(p.axis));
+  return call;
+}
+
+Prepared prepared_call(Operation operation, const Input& x, const Options& options, int axis) {
+  Prepared p;
+  p.call.operation = operation;
+  p.call.dtype = x.dtype;
+  p.call.options = options;
+  p.x = x.array;
+  if (p.x.ndim() == 0) p.x = p.x.reshape(std::vector<py::ssize_t>{1});  // a row of one element
+  p.axis = axis;
+  return p;
+}
+
+}  // namespace
+
+Input input_array(py::handle x, const char* function) {
+  py::array array = py::isinstance<py::array>(x) ? py::reinterpret_borrow<py::array>(x)
+                                                 : py::module_::import("numpy").attr("asarray")(x).cast<py::array>();
+  DataType element;
+  if (native_element(array.dtype(), &element)) {
+    if (!aligned(array)) array = array.attr("astype")(array.dtype(), py::arg("order") = "K");
+    return {array, element};
+  }
+  const py::dtype dtype = array.dtype();
+  py::dtype converted;
+  if (dtype.kind() == 'f' && (dtype.itemsize() == 2 || dtype.itemsize() == 4 || dtype.itemsize() == 8)) {
+    converted = dtype.attr("newbyteorder")("=");  // a float in the other byte order
+  } else if (dtype.kind() == 'b' || dtype.kind() == 'i' || dtype.kind() == 'u') {
+    converted = py::dtype::of<double>();
+  } else {
+    throw py::type_error(std::string(function) + " does not support dtype " + std::string(py::str(dtype)) +
+                         "; use float16, bfloat16 (ml_dtypes), float32, float64, integer or bool");
+  }
+  array = array.attr("astype")(converted, py::arg("order") = "K");
+  native_element(array.dtype(), &element);
+  return {array, element};
+}
+
+RowwiseResult prepare_rowwise(Operation operation, const Input& x, py::handle axis, py::handle out,
+                              const Options& options) {
+  const int ndim = static_cast<int>(x.array.ndim());
+  Prepared p = prepared_call(operation, x, options, axis_argument(axis, std::max(ndim, 1)));
+  const std::vector<py::ssize_t> shape = shape_of(x.array);
+  py::array result = out.is_none() ? py::array(x.array.dtype(), shape) : out_array(out, shape, x.array.dtype());
+  const py::array y = ndim == 0 ? result.reshape(std::vector<py::ssize_t>{1}) : result;
+  // The kernels write y directly when it is x itself or apart from x, and aligned; otherwise a
+  // temporary, copied over afterwards.
+  const bool direct = aligned(y) && (!may_share_memory(p.x, y) || same_view(p.x, y));
+  p.outputs = {direct ? y : axis_last_array(y.dtype(), shape_of(p.x), p.axis)};
+  return {result, p, !direct};
+}
+
+TopkResult prepare_topk(const Input& x, std::int64_t k, py::handle axis, bool sorted, const Options& options) {
+  const int ndim = static_cast<int>(x.array.ndim());
+  if (ndim == 0) throw py::value_error("softmax_topk needs an array of at least one dimension");
+  Prepared p = prepared_call(Operation::kSoftmaxTopk, x, options, axis_argument(axis, ndim));
+  p.call.k = k;
+  p.call.sorted = sorted;
+  // k is checked (with every option) before the results, whose shape it is, are made.
+  const Call check = empty_call(p);
+  if (fastsoftmax::run(check) != Status::kOk) raise_refused(check);
+  std::vector<py::ssize_t> shape = shape_of(x.array);
+  shape[p.axis] = static_cast<py::ssize_t>(k);
+  const py::array values = axis_last_array(x.array.dtype(), shape, p.axis);
+  const py::array indices = axis_last_array(py::dtype::of<std::int64_t>(), shape, p.axis);
+  p.outputs = {values, indices};
+  return {values, indices, p};
+}
+
+void run(const Prepared& p) {
+  if (p.x.size() == 0 || p.outputs[0].size() == 0) {
+    const Call call = empty_call(p);
+    if (fastsoftmax::run(call) != Status::kOk) raise_refused(call);
+    return;
+  }
+  Call refused;
+  bool ok = true;
+  {
+    py::gil_scoped_release release;
+    for_each_call(p, [&](const Call& call) {
+      ok = fastsoftmax::run(call) == Status::kOk;
+      if (!ok) refused = call;
+      return ok;
+    });
+  }
+  if (!ok) raise_refused(refused);
+}
+
+Explanation explain(const Prepared& p) {
+  Explanation explanation = fastsoftmax::explain(empty_call(p));
+  if (p.x.size() == 0 || p.outputs[0].size() == 0 || explanation.status != Status::kOk) return explanation;
+  for_each_call(p, [&](const Call& call) {
+    explanation = fastsoftmax::explain(call);
+    return false;
+  });
+  return explanation;
+}
+
+}  // namespace fastsoftmax::python

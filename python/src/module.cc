@@ -1,0 +1,162 @@
+// fastsoftmax._core: the library for Python. Each function converts its arguments
+// (arguments.h), maps the arrays onto the library's Calls (arrays.h) and lets the library
+// validate, plan and run them; the fastsoftmax package re-exports these with its docstrings.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+
+#include "arguments.h"
+#include "arrays.h"
+#include "fastsoftmax/fastsoftmax.h"
+
+namespace py = pybind11;
+using namespace fastsoftmax;
+using namespace fastsoftmax::python;
+
+namespace {
+
+Options options_of(py::handle algorithm, py::handle isa, py::handle num_threads, py::handle temperature) {
+  Options options;
+  options.algorithm = algorithm_argument(algorithm);
+  options.cpu.isa = isa_argument(isa);
+  options.cpu.num_threads = threads_argument(num_threads);
+  options.temperature = temperature_argument(temperature);
+  return options;
+}
+
+py::array rowwise(Operation operation, py::handle x, py::handle axis, py::handle algorithm, py::handle isa,
+                  py::handle out, py::handle num_threads, py::handle temperature) {
+  const Options options = options_of(algorithm, isa, num_threads, temperature);
+  const RowwiseResult call = prepare_rowwise(operation, input_array(x, operation_name(operation)), axis, out, options);
+  run(call.prepared);
+  if (call.through_temporary) call.result.attr("__setitem__")(py::ellipsis(), call.prepared.outputs[0]);
+  return call.result;
+}
+
+py::tuple topk(py::handle x, py::handle k, py::handle axis, py::handle temperature, py::handle sorted,
+                       py::handle isa, py::handle num_threads) {
+  const Options options = options_of(py::str("auto"), isa, num_threads, temperature);
+  const TopkResult call =
+      prepare_topk(input_array(x, "softmax_topk"), k_argument(k), axis, sorted_argument(sorted), options);
+  run(call.prepared);
+  return py::make_tuple(call.values, call.indices);
+}
+
+Explanation explain_call(py::handle x, py::handle axis, const std::string& function, py::handle k,
+                         py::handle algorithm, py::handle isa, py::handle num_threads, py::handle temperature) {
+  const Options options = options_of(algorithm, isa, num_threads, temperature);
+  if (function == "softmax_topk") {
+    if (k.is_none()) throw py::type_error("explain(function='softmax_topk') needs k");
+    return explain(prepare_topk(input_array(x, "softmax_topk"), k_argument(k), axis, true, options).prepared);
+  }
+  Operation operation;
+  if (function == "softmax") {
+    operation = Operation::kSoftmax;
+  } else if (function == "log_softmax") {
+    operation = Operation::kLogSoftmax;
+  } else {
+    throw py::value_error("unknown function '" + function + "'; expected softmax, log_softmax or softmax_topk");
+  }
+  return explain(prepare_rowwise(operation, input_array(x, function.c_str()), axis, py::none(), options).prepared);
+}
+
+std::vector<std::string> names_of(const std::vector<Isa>& isas) {
+  std::vector<std::string> names;
+  for (Isa isa : isas) names.emplace_back(isa_name(isa));
+  return names;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "fastsoftmax native core (use the functions of the fastsoftmax package instead)";
+  m.attr("__version__") = FASTSOFTMAX_VERSION;
+  m.attr("cuda_compiled") = static_cast<bool>(FASTSOFTMAX_CUDA_COMPILED);
+
+  m.def("softmax",
+        [](py::handle x, py::handle axis, py::handle algorithm, py::handle isa, py::handle out, py::handle threads,
+           py::handle temperature) {
+          return rowwise(Operation::kSoftmax, x, axis, algorithm, isa, out, threads, temperature);
+        },
+        "fastsoftmax.softmax with every argument given positionally.");
+  m.def("log_softmax",
+        [](py::handle x, py::handle axis, py::handle algorithm, py::handle isa, py::handle out, py::handle threads,
+           py::handle temperature) {
+          return rowwise(Operation::kLogSoftmax, x, axis, algorithm, isa, out, threads, temperature);
+        },
+        "fastsoftmax.log_softmax with every argument given positionally.");
+  m.def("softmax_topk", &topk, "fastsoftmax.softmax_topk with every argument given positionally.");
+  m.def("explain", &explain_call, "fastsoftmax.explain with every argument given positionally.");
+
+  py::class_<Explanation>(m, "Explanation", "What a call would run, and why (fastsoftmax.explain).")
+      .def_property_readonly("ok", [](const Explanation& e) { return e.status == Status::kOk; },
+                             "Whether the call would run (else `error` says why not).")
+      .def_readonly("error", &Explanation::error, "Why the call would be refused ('' when ok).")
+      .def_readonly("implementation", &Explanation::implementation, "The implementation asked for or chosen.")
+      .def_readonly("kernel", &Explanation::kernel, "The catalogue name of the kernel that runs (see kernels()).")
+      .def_readonly("algorithm", &Explanation::algorithm, "The algorithm that runs, never 'auto'.")
+      .def_readonly("schedule", &Explanation::schedule, "'rows', 'columns', 'split rows' or 'one element'.")
+      .def_readonly("threads", &Explanation::threads, "Threads the call asks for.")
+      .def_property_readonly(
+          "reasons", [](const Explanation& e) { return py::dict(py::cast(e.reasons)); },
+          "{choice: reason} for implementation, kernel, algorithm, schedule and threads.")
+      .def("__str__", &Explanation::text)
+      .def("__repr__", [](const Explanation& e) { return "<fastsoftmax.Explanation\n" + e.text() + ">"; });
+
+  m.def("set_num_threads", &set_num_threads, py::arg("threads"),
+        "Default thread count of calls (threads <= 0: the automatic default).");
+  m.def("get_num_threads", &get_num_threads, "Default thread count of calls.");
+  m.def("threads_argument", [](py::handle threads) { return threads_argument(threads); },
+        "num_threads as the library takes it (None: 0), or TypeError / ValueError.");
+  m.def("read_twice_write_once", [](const py::array_t<float, py::array::c_style>& x,
+                                    py::array_t<float, py::array::c_style>& y, py::handle isa) {
+    if (x.size() != y.size()) throw py::value_error("x and y must have the same size");
+    const Isa isa_value = isa_argument(isa);
+    const float* x_data = x.data();
+    float* y_data = y.mutable_data();
+    Status status;
+    {
+      py::gil_scoped_release release;
+      status = read_twice_write_once(x_data, y_data, static_cast<std::size_t>(x.size()), isa_value);
+    }
+    if (status != Status::kOk) throw py::value_error(status_message(status));
+  }, py::arg("x"), py::arg("y"), py::arg("isa"),
+        "Speed bound, not a softmax: reads contiguous float32 x twice and writes y once with trivial "
+        "arithmetic (the memory traffic of two_pass and online).");
+
+  m.def("isa_names", &isa_names, "Every isa= name, 'auto' first, the others lowest priority first.");
+  m.def("algorithm_names", &algorithm_names, "Every algorithm= name, 'auto' first.");
+  m.def("compiled_isas", [] { return names_of(compiled_isas()); }, "ISAs compiled into the library.");
+  m.def("supported_isas", [] { return names_of(supported_isas()); },
+        "ISAs compiled in and usable on this CPU, best last.");
+  m.def("auto_isa", [] {
+    Isa isa;
+    if (auto_isa(&isa) != Status::kOk) throw py::value_error(explain(Call{}).error);
+    return std::string(isa_name(isa));
+  }, "The ISA that isa='auto' uses (FASTSOFTMAX_ISA if set).");
+  m.def("implementations", [] {
+    py::list list;
+    for (const ImplementationInfo& i : implementations()) {
+      list.append(py::dict(py::arg("name") = i.name, py::arg("backend") = i.backend,
+                           py::arg("description") = i.description, py::arg("required_features") = i.required_features,
+                           py::arg("priority") = i.priority, py::arg("compiled") = i.compiled,
+                           py::arg("supported") = i.supported));
+    }
+    return list;
+  }, "Every implementation, lowest priority first, as dicts.");
+  m.def("kernels", [] {
+    py::list list;
+    for (const KernelInfo& k : kernels()) {
+      list.append(py::dict(py::arg("name") = k.name, py::arg("dtype") = dtype_name(k.dtype),
+                           py::arg("operation") = operation_name(k.operation), py::arg("algorithm") = k.algorithm,
+                           py::arg("target") = isa_name(k.target), py::arg("layout") = k.layout));
+    }
+    return list;
+  }, "Every kernel compiled into the library, as dicts.");
+  m.def("cpu_features", [] {
+    py::dict features;
+    for (const auto& [name, value] : cpu_feature_flags()) features[py::str(name)] = value;
+    return features;
+  }, "CPU features detected at run time (cpuid and the OS's xgetbv state).");
+}
