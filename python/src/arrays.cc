@@ -192,6 +192,11 @@ Call empty_call(const Prepared& p) {
   return call;
 }
 
+// Whether the operation has no elements to compute (or no outputs: a refused top-k).
+bool nothing_to_compute(const Prepared& p) {
+  return p.outputs.empty() || p.x.size() == 0 || p.outputs[0].size() == 0;
+}
+
 Prepared prepared_call(Operation operation, const Input& x, const Options& options, int axis) {
   Prepared p;
   p.call.operation = operation;
@@ -248,9 +253,9 @@ TopkResult prepare_topk(const Input& x, std::int64_t k, py::handle axis, bool so
   Prepared p = prepared_call(Operation::kSoftmaxTopk, x, options, axis_argument(axis, ndim));
   p.call.k = k;
   p.call.sorted = sorted;
-  // k is checked (with every option) before the results, whose shape it is, are made.
-  const Call check = empty_call(p);
-  if (fastsoftmax::run(check) != Status::kOk) raise_refused(check);
+  // k is checked (with every option) before the results, whose shape it is, are made: a refused
+  // call has none, and run() and explain() give the library's reason.
+  if (fastsoftmax::run(empty_call(p)) != Status::kOk) return {py::array(), py::array(), p};
   std::vector<py::ssize_t> shape = shape_of(x.array);
   shape[p.axis] = static_cast<py::ssize_t>(k);
   const py::array values = axis_last_array(x.array.dtype(), shape, p.axis);
@@ -260,7 +265,7 @@ TopkResult prepare_topk(const Input& x, std::int64_t k, py::handle axis, bool so
 }
 
 void run(const Prepared& p) {
-  if (p.x.size() == 0 || p.outputs[0].size() == 0) {
+  if (nothing_to_compute(p)) {
     const Call call = empty_call(p);
     if (fastsoftmax::run(call) != Status::kOk) raise_refused(call);
     return;
@@ -280,7 +285,7 @@ void run(const Prepared& p) {
 
 Explanation explain(const Prepared& p) {
   Explanation explanation = fastsoftmax::explain(empty_call(p));
-  if (p.x.size() == 0 || p.outputs[0].size() == 0 || explanation.status != Status::kOk) return explanation;
+  if (nothing_to_compute(p) || explanation.status != Status::kOk) return explanation;
   for_each_call(p, [&](const Call& call) {
     explanation = fastsoftmax::explain(call);
     return false;

@@ -44,7 +44,8 @@ struct RowwiseResult {
 RowwiseResult prepare_rowwise(Operation operation, const Input& x, py::handle axis, py::handle out,
                               const Options& options);
 
-// softmax_topk: (values, indices) with `axis` of length k, and the prepared call writing them.
+// softmax_topk: (values, indices) with `axis` of length k, and the prepared call writing them
+// (none for a call the library refuses: run() then raises and explain() says why).
 struct TopkResult {
   py::array values;
   py::array indices;

@@ -1,0 +1,138 @@
+"""The kernel catalogue (``fastsoftmax.kernels()``), iterated rather than listed by hand.
+
+For every kernel compiled into this build whose target this CPU runs: a call built from the
+entry's fields (dtype, operation, algorithm, target, layout) is planned onto exactly that kernel
+(``explain``), and its results hold the accuracy bounds against the extended-precision reference.
+Kernels of targets this CPU lacks skip.
+"""
+
+from __future__ import annotations
+
+import re
+
+import fastsoftmax
+import numpy as np
+import pytest
+from reference import LD, assert_matches_reference, reference
+from test_half import ulp16
+
+try:
+    import ml_dtypes
+except ImportError:  # pragma: no cover - ml_dtypes is in the [test] extra
+    ml_dtypes = None
+
+CATALOGUE = fastsoftmax.kernels()
+NAME = re.compile(r"^(f32|f64|f16|bf16)-(softmax|log_softmax|softmax_topk)-([a-z_]+)-([a-z0-9_]+)-([a-z0-9]+)-"
+                  r"(u\d+|c\d+)(-split)?$")
+ROW_LENGTH = 131  # two blocks of 64 and a tail, longer than every unrolled block
+COLUMN_LENGTH = 37
+COLUMNS = 70  # a full block of 64 (AVX-512) or two of 32 (AVX2) and a partial one
+SPLIT_LENGTH = (1 << 17) + 5  # split across 2 threads: 64K elements per slice and more
+SPLIT_THREADS = 2
+TOPK_K = 5
+HALF_ULP = 1.5  # 16-bit outputs: the float32 result rounded once; the reloading variant twice
+
+
+def dtype_of(name: str) -> np.dtype:
+    if name == "bfloat16":
+        if ml_dtypes is None:
+            pytest.skip("bfloat16 needs ml_dtypes")
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def call_for(kernel: dict[str, str]) -> tuple[np.ndarray, int, dict]:
+    """An input, axis and keyword arguments that the planner sends to ``kernel``."""
+    rng = np.random.default_rng(sum(map(ord, kernel["name"])))
+    dtype = dtype_of(kernel["dtype"])
+    kwargs: dict = {"isa": kernel["target"], "function": kernel["operation"]}
+    if kernel["operation"] == "softmax_topk":
+        kwargs["k"] = TOPK_K if kernel["algorithm"] != "checked" else 1
+    elif kernel["algorithm"] != "checked":
+        kwargs["algorithm"] = kernel["algorithm"]
+    if kernel["algorithm"] == "checked":
+        return rng.normal(0, 4, (3, 1)).astype(dtype), -1, kwargs
+    if kernel["layout"] == "columns":
+        return rng.normal(0, 4, (COLUMN_LENGTH, COLUMNS)).astype(dtype), 0, kwargs
+    if kernel["layout"] == "split rows":
+        kwargs["num_threads"] = SPLIT_THREADS
+        return rng.normal(0, 4, (1, SPLIT_LENGTH)).astype(dtype), -1, kwargs
+    return rng.normal(0, 4, (3, ROW_LENGTH)).astype(dtype), -1, kwargs
+
+
+def run(x: np.ndarray, axis: int, kwargs: dict):
+    kwargs = dict(kwargs)
+    function = getattr(fastsoftmax, kwargs.pop("function"))
+    if function is fastsoftmax.softmax_topk:
+        return function(x, kwargs.pop("k"), axis, **kwargs)
+    return function(x, axis, **kwargs)
+
+
+def check_half(y: np.ndarray, x: np.ndarray, axis: int, log: bool, context: str) -> None:
+    """16-bit results within HALF_ULP of the 16-bit type (of max(|ref|, 1) for log_softmax)."""
+    ref = reference(x.astype(np.float32), axis, log)
+    scale = np.maximum(np.abs(ref), LD(1)) if log else np.abs(ref)
+    err = np.abs(y.astype(np.float32).astype(LD) - ref).astype(np.float64) / ulp16(scale, y.dtype)
+    assert float(np.max(err)) <= HALF_ULP, f"{context}: {float(np.max(err)):.3f} ULP of {y.dtype}"
+
+
+def test_catalogue_names_follow_the_scheme():
+    """One name per kernel, built from its fields, and every field a known name."""
+    names = [k["name"] for k in CATALOGUE]
+    assert len(names) == len(set(names))
+    targets = {i["name"] for i in fastsoftmax.implementations()}
+    short = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16"}
+    for kernel in CATALOGUE:
+        match = NAME.match(kernel["name"])
+        assert match, kernel["name"]
+        dtype, operation, algorithm, target, _exp, tile, split = match.groups()
+        assert (dtype, operation, algorithm, target) == (
+            short[kernel["dtype"]], kernel["operation"], kernel["algorithm"], kernel["target"])
+        assert target in targets
+        assert algorithm in fastsoftmax.ALGORITHMS[1:] + ("checked",)
+        assert (kernel["layout"] == "columns") == tile.startswith("c")
+        assert (kernel["layout"] == "split rows") == (split is not None)
+
+
+def test_catalogue_covers_every_target_and_dtype():
+    """Every compiled target has kernels, every dtype has softmax, log_softmax and top-k kernels
+    on the scalar target, and avx512_bf16 adds bfloat16 kernels only."""
+    for isa in fastsoftmax.compiled_isas():
+        assert any(k["target"] == isa for k in CATALOGUE), isa
+    for dtype in ("float32", "float64", "float16", "bfloat16"):
+        for operation in ("softmax", "log_softmax", "softmax_topk"):
+            assert any(k["target"] == "scalar" and k["dtype"] == dtype and k["operation"] == operation
+                       and k["algorithm"] != "checked" for k in CATALOGUE), (dtype, operation)
+    assert {k["dtype"] for k in CATALOGUE if k["target"] == "avx512_bf16"} <= {"bfloat16"}
+
+
+@pytest.mark.parametrize("kernel", CATALOGUE, ids=[k["name"] for k in CATALOGUE])
+def test_every_kernel_is_reached_and_accurate(kernel):
+    if kernel["target"] not in fastsoftmax.available_isas():
+        pytest.skip(f"{kernel['target']} is not available here")
+    x, axis, kwargs = call_for(kernel)
+    explanation = fastsoftmax.explain(x, axis, **kwargs)
+    assert explanation.ok, explanation.error
+    if kernel["layout"] == "split rows" and explanation.schedule != "split rows":
+        pytest.skip(f"rows are not split here ({explanation.reasons['threads']})")
+    assert explanation.kernel == kernel["name"], str(explanation)
+
+    result = run(x, axis, kwargs)
+    context = kernel["name"]
+    if kernel["operation"] == "softmax_topk":
+        values, indices = result
+        k = indices.shape[-1]
+        # The k largest inputs, larger first, ties to the lower index.
+        expected = np.argsort(-x.astype(np.float64), axis=-1, kind="stable")[:, :k]
+        np.testing.assert_array_equal(indices, expected, err_msg=context)
+        probabilities = np.take_along_axis(reference(x.astype(np.float64)), expected, -1).astype(np.float64)
+        # Within one unit of the last place of values' type (relative), at worst.
+        precision = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float64": 2.0**-52}
+        np.testing.assert_allclose(values.astype(np.float64), probabilities, rtol=precision[x.dtype.name],
+                                   err_msg=context)
+        return
+    log = kernel["operation"] == "log_softmax"
+    if x.itemsize == 2:
+        check_half(result, x, axis, log, context)
+    else:
+        assert_matches_reference(result, x, axis, log, context=context)
