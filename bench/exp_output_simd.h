@@ -1,5 +1,5 @@
 // exp_output (see exp_output.h) written once over the library's vector traits S
-// (simd/vec_avx2.h, simd/vec_avx512.h); exp_output_<isa>.cc instantiate it with their flags.
+// (kernels/simd/vec_avx2.h, vec_avx512.h); exp_output_<isa>.cc instantiate it with their flags.
 #pragma once
 
 #include <algorithm>
@@ -7,13 +7,13 @@
 #include <cstddef>
 
 #include "exp_output.h"
-#include "simd/softmax_simd.h"
+#include "kernels/simd/softmax_simd.h"
 
 namespace fastsoftmax_bench {
 
 template <class S>
 void exp_output_simd(const float* x, float* y, float* e, std::size_t n) {
-  using Kernels = fastsoftmax::simd::SimdKernels<S>;
+  using Kernels = fastsoftmax::FASTSOFTMAX_TARGET::SimdKernels<S>;
   static_assert(kExpOutputStep % S::kWidth == 0, "whole vectors only");
   assert(n % kExpOutputStep == 0);
   // The table of softmax's output pass for a row whose sum is 1, at temperature 1.

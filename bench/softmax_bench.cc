@@ -1,15 +1,17 @@
-// Google Benchmark suite for fastsoftmax (see README.md):
-//   <family>/<algorithm>/<isa>/<distribution>/<n>   softmax and log_softmax of one float32 row
-//   bound/read2_write1/<n>                          the bandwidth bound of two-pass and online
-//   bound/copy/<n>                                  memcpy
-// for every algorithm, every ISA this CPU supports (registered at run time) and the row lengths
-// of the two-pass paper's grid. ratio_table.py turns the JSON output into ratios to the bound.
-// Then, on one thread each:
-//   softmax_topk/<candidate>/<isa>/n4/64x128256/k<k>   the fused softmax_topk against a softmax
-//                                                      followed by std::partial_sort or
-//                                                      std::nth_element, k = 1, 5, 50
-//   softmax_dtype/<type>/two_pass/<isa>/n4/<n>          softmax of float32, float16 and bfloat16
-//                                                      rows of 1e3, 1e5 and 1e7 elements
+// Google Benchmark suite for fastsoftmax (see README.md). Benchmarks are named after the kernel
+// catalogue (fastsoftmax::kernels()), which they iterate rather than a hand-written list:
+//   <kernel>/<distribution>/<n>       softmax and log_softmax of one float32 row by each row
+//                                     kernel of every target this CPU supports
+//   bound/read2_write1/<n>            the bandwidth bound of two-pass and online
+//   bound/copy/<n>                    memcpy
+// at the row lengths of the two-pass paper's grid; ratio_table.py turns the JSON output into
+// ratios to the bound. Then, on one thread each:
+//   <topk kernel>/n4/64x128256/k<k>                 the fused softmax_topk, k = 1, 5, 50, against
+//   softmax_partial_sort|softmax_nth_element/<isa>/n4/64x128256/k<k>   a softmax followed by
+//                                                   std::partial_sort or std::nth_element
+//   <16-bit kernel>/n4/<n>                          float16 and bfloat16 two-pass rows of 1e3, 1e5
+//                                                   and 1e7 elements (float32: the rows above)
+// Each benchmark first checks, with explain(), that its call is planned onto its kernel.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -29,7 +31,7 @@
 #endif
 
 #include "fastsoftmax/fastsoftmax.h"
-#include "half.h"  // the library's own float -> float16 / bfloat16 rounding, for the inputs
+#include "kernels/half.h"  // the library's own float -> float16 / bfloat16 rounding, for the inputs
 
 namespace {
 
@@ -191,50 +193,86 @@ void run_rotated(benchmark::State& state, const TypedBuffers<T>& buffers, std::s
                                                             benchmark::Counter::kInvert);
 }
 
+// ---- Calls of one kernel of the catalogue ----------------------------------------------------
+
+using fastsoftmax::Call;
+using fastsoftmax::DataType;
+using fastsoftmax::KernelInfo;
+using fastsoftmax::Operation;
+
+// The kernels of the catalogue this CPU runs (their target supported) that match `keep`.
+template <class Keep>
+std::vector<KernelInfo> runnable_kernels(Keep&& keep) {
+  std::vector<KernelInfo> kernels;
+  for (const KernelInfo& kernel : fastsoftmax::kernels()) {
+    if (fastsoftmax::isa_supported(kernel.target) && keep(kernel)) kernels.push_back(kernel);
+  }
+  return kernels;
+}
+
+// A call of `kernel` on `rows` rows of n elements, back to back, on the calling thread only
+// (long rows would otherwise be split), without its data.
+Call kernel_call(const KernelInfo& kernel, std::size_t rows, std::size_t n) {
+  Call call;
+  call.operation = kernel.operation;
+  call.dtype = kernel.dtype;
+  call.rows = rows;
+  call.n = n;
+  fastsoftmax::parse_algorithm(kernel.algorithm, &call.options.algorithm);
+  call.options.cpu.isa = kernel.target;
+  call.options.cpu.num_threads = 1;
+  return call;
+}
+
+// Whether the library plans `call` onto `kernel` (explain() reads no data: placeholders do).
+bool planned_onto(Call call, const KernelInfo& kernel) {
+  static char placeholder[8];
+  call.inputs[0].data = placeholder;
+  for (fastsoftmax::Operand& output : call.outputs) output.data = placeholder;
+  return fastsoftmax::explain(call).kernel == kernel.name;
+}
+
+// Each algorithm's minimum memory traffic in accesses per element: reads and writes of a row.
+std::size_t accesses_per_element(const std::string& algorithm) {
+  if (algorithm == "three_pass_reload") return 5;     // read x; read x, write y; read y, write y
+  if (algorithm == "three_pass_recompute") return 4;  // read x; read x; read x, write y
+  return 3;                                           // two_pass, online: read x; read x, write y
+}
+
 // ---- Softmax benchmarks --------------------------------------------------------------------
 
-struct Family {
-  const char* name;
-  Status (*run)(const float* x, float* y, std::size_t n, const Options& options);
-  // log_softmax has nothing to reload: the library runs three_pass_recompute for it, which is
-  // measured under its own name.
-  bool has_three_pass_reload;
-};
-const Family kFamilies[] = {
-    {"softmax",
-     [](const float* x, float* y, std::size_t n, const Options& o) { return fastsoftmax::softmax(x, y, n, o); },
-     true},
-    {"log_softmax",
-     [](const float* x, float* y, std::size_t n, const Options& o) { return fastsoftmax::log_softmax(x, y, n, o); },
-     false},
-};
-
-// Each algorithm with its minimum memory traffic in bytes per float32 element (4 per read or
-// write of an element).
-struct AlgorithmTraffic {
-  Algorithm algorithm;
-  std::size_t bytes_per_element;
-};
-constexpr AlgorithmTraffic kAlgorithms[] = {
-    {Algorithm::kTwoPass, 12},             // read x; read x, write y
-    {Algorithm::kThreePassReload, 20},     // read x; read x, write y; read y, write y
-    {Algorithm::kThreePassRecompute, 16},  // read x; read x; read x, write y
-    {Algorithm::kOnline, 12},              // read x; read x, write y
-};
-
-void register_softmax(const Family& family, const AlgorithmTraffic& traffic, Isa isa, Distribution distribution,
-                      std::size_t n) {
-  const std::string name = std::string(family.name) + "/" + fastsoftmax::algorithm_name(traffic.algorithm) + "/" +
-                           fastsoftmax::isa_name(isa) + "/" + distribution_name(distribution) + "/" +
-                           std::to_string(n);
-  Options options;
-  options.algorithm = traffic.algorithm;
-  options.isa = isa;
-  options.num_threads = 1;  // single-thread figures: long rows would otherwise be split
-  benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) {
-    run_rotated(state, buffers_for(distribution, n), traffic.bytes_per_element,
-                [&](const float* x, float* y) { return family.run(x, y, n, options); });
+// <kernel>/<dist>/<n>: one row of n elements of the kernel's type, computed by that kernel.
+template <class T>
+void register_row_kernel(const KernelInfo& kernel, Distribution distribution, std::size_t n) {
+  const std::string name = kernel.name + "/" + distribution_name(distribution) + "/" + std::to_string(n);
+  Call call = kernel_call(kernel, 1, n);
+  call.inputs[0].row_stride = static_cast<std::ptrdiff_t>(n);
+  call.outputs[0].row_stride = static_cast<std::ptrdiff_t>(n);
+  const bool planned = planned_onto(call, kernel);
+  const std::size_t bytes = accesses_per_element(kernel.algorithm) * sizeof(T);
+  benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) mutable {
+    if (!planned) return state.SkipWithError("the library plans this call onto another kernel");
+    run_rotated(state, buffers_for<T>(distribution, n), bytes, [&](const T* x, T* y) {
+      call.inputs[0].data = x;
+      call.outputs[0].data = y;
+      return fastsoftmax::run(call);
+    });
   });
+}
+
+void register_row_kernel(const KernelInfo& kernel, Distribution distribution, std::size_t n) {
+  switch (kernel.dtype) {
+    case DataType::kFloat32: return register_row_kernel<float>(kernel, distribution, n);
+    case DataType::kFloat16: return register_row_kernel<fastsoftmax::Float16>(kernel, distribution, n);
+    case DataType::kBFloat16: return register_row_kernel<fastsoftmax::BFloat16>(kernel, distribution, n);
+    case DataType::kFloat64: break;  // not benchmarked: the scalar kernels in long double
+  }
+}
+
+// The float32 softmax and log_softmax row kernels.
+bool float32_row_kernel(const KernelInfo& kernel) {
+  return kernel.dtype == DataType::kFloat32 && kernel.layout == "rows" && kernel.algorithm != "checked" &&
+         (kernel.operation == Operation::kSoftmax || kernel.operation == Operation::kLogSoftmax);
 }
 
 // ---- Bounds --------------------------------------------------------------------------------
@@ -274,13 +312,13 @@ void register_bounds(std::size_t n) {
 // 64 rows of 128256 float32 (an LLM vocabulary), normal inputs (n4), the rows of one rotated
 // buffer set; every candidate on one thread and gives the k largest probabilities of each row
 // with their indices, sorted (the larger first):
-//   fused                 fastsoftmax::softmax_topk (one pass; the softmax is never written)
+//   <topk kernel>         fastsoftmax::softmax_topk by that kernel (one pass; the softmax is never written)
 //   softmax_partial_sort  fastsoftmax::softmax (automatic algorithm) into y, then per row
 //                         std::partial_sort of the indices by y (ties: lower index first)
 //   softmax_nth_element   the same softmax, then std::nth_element and a sort of the first k
-// The softmax runs on the same ISA as the fused call. Counters count the elements of the whole
-// batch; bytes/s is each candidate's least traffic: fused 4 bytes/element (x read once), the
-// others 16 (the softmax's 12, then the selection reads y).
+// The softmax runs on the same target as the fused kernel. Counters count the elements of the
+// whole batch; bytes/s is each candidate's least traffic: fused 4 bytes/element (x read once),
+// the others 16 (the softmax's 12, then the selection reads y).
 
 constexpr std::size_t kTopkRows = 64;
 constexpr std::size_t kTopkColumns = 128256;
@@ -354,15 +392,19 @@ bool topk_agrees(const TopkRun& run, const float* x, float* y, std::vector<std::
   return true;
 }
 
-void register_topk(TopkCandidate candidate, Isa isa, std::size_t k) {
-  const std::string name = std::string("softmax_topk/") + topk_candidate_name(candidate) + "/" +
-                           fastsoftmax::isa_name(isa) + "/" + distribution_name(kTopkDistribution) + "/" +
-                           std::to_string(kTopkRows) + "x" + std::to_string(kTopkColumns) + "/k" + std::to_string(k);
-  Options options;
-  options.isa = isa;
-  options.num_threads = 1;
-  const TopkRun run{candidate, k, options};
+// The fused kernel is named after the catalogue; the others after what they do and the target.
+void register_topk(TopkCandidate candidate, const KernelInfo& kernel, std::size_t k) {
+  const std::string who = candidate == TopkCandidate::kFused
+                              ? kernel.name
+                              : std::string(topk_candidate_name(candidate)) + "/" + fastsoftmax::isa_name(kernel.target);
+  const std::string name = who + "/" + distribution_name(kTopkDistribution) + "/" + std::to_string(kTopkRows) + "x" +
+                           std::to_string(kTopkColumns) + "/k" + std::to_string(k);
+  Call call = kernel_call(kernel, kTopkRows, kTopkColumns);
+  call.k = static_cast<std::int64_t>(k);
+  const bool planned = planned_onto(call, kernel);
+  const TopkRun run{candidate, k, call.options};
   benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) {
+    if (!planned) return state.SkipWithError("the library plans this call onto another kernel");
     const Buffers& buffers = buffers_for(kTopkDistribution, kTopkRows * kTopkColumns);
     std::vector<float> values(kTopkRows * k);
     std::vector<std::int64_t> indices(kTopkRows * k);
@@ -382,65 +424,43 @@ void register_topk(TopkCandidate candidate, Isa isa, std::size_t k) {
   });
 }
 
-// ---- float16 and bfloat16 against float32 --------------------------------------------------
+// ---- float16 and bfloat16 ------------------------------------------------------------------
 //
-// softmax of one row of float32, float16 and bfloat16 (the same n4 values, rounded to the 16-bit
-// type), two-pass on every ISA (the automatic choice for the 16-bit types on the SIMD ISAs; the
-// same algorithm for float32 keeps the comparison to the element type), on one thread (float32
-// rows would otherwise be split across threads, 16-bit rows are not). bytes/s is two-pass's
-// traffic in the element's own size: 3 * 4 = 12 bytes per float32 element, 3 * 2 = 6 per 16-bit
-// element. The rotation sizes the 16-bit pairs by their own bytes.
+// softmax of one row of float16 and bfloat16 (the n4 values rounded to the 16-bit type) by the
+// two-pass kernels (the automatic choice for 16-bit rows on the SIMD targets), on one thread;
+// float32's two-pass rows are among the softmax benchmarks above, at the same lengths. bytes/s is
+// two-pass's traffic in the element's own size: 3 * 2 = 6 bytes per 16-bit element. The rotation
+// sizes the 16-bit pairs by their own bytes.
 
 constexpr std::size_t kDtypeSizes[] = {1000, 100000, 10000000};
 constexpr Distribution kDtypeDistribution = Distribution::kNormal4;
-constexpr std::size_t kTwoPassAccesses = 3;  // read x; read x, write y
 
-template <class T>
-const char* dtype_name();
-template <>
-const char* dtype_name<float>() { return "float32"; }
-template <>
-const char* dtype_name<fastsoftmax::Float16>() { return "float16"; }
-template <>
-const char* dtype_name<fastsoftmax::BFloat16>() { return "bfloat16"; }
-
-template <class T>
-void register_dtype(Isa isa, std::size_t n) {
-  const std::string name = std::string("softmax_dtype/") + dtype_name<T>() + "/two_pass/" + fastsoftmax::isa_name(isa) +
-                           "/" + distribution_name(kDtypeDistribution) + "/" + std::to_string(n);
-  Options options;
-  options.algorithm = Algorithm::kTwoPass;
-  options.isa = isa;
-  options.num_threads = 1;
-  benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) {
-    run_rotated(state, buffers_for<T>(kDtypeDistribution, n), kTwoPassAccesses * sizeof(T),
-                [&](const T* x, T* y) { return fastsoftmax::softmax(x, y, fastsoftmax::RowLayout::contiguous(1, n), options); });
-  });
+bool half_two_pass_kernel(const KernelInfo& kernel) {
+  return (kernel.dtype == DataType::kFloat16 || kernel.dtype == DataType::kBFloat16) && kernel.layout == "rows" &&
+         kernel.operation == Operation::kSoftmax && kernel.algorithm == "two_pass";
 }
 
 // Grouped by row length, then distribution, so that consecutive benchmarks share buffers.
 void register_all() {
-  const std::vector<Isa> isas = fastsoftmax::supported_isas();
+  const std::vector<KernelInfo> row_kernels = runnable_kernels(float32_row_kernel);
   for (std::size_t n : kSizes) {
     register_bounds(n);
     for (Distribution distribution : kDistributions) {
-      for (const Family& family : kFamilies) {
-        for (const AlgorithmTraffic& traffic : kAlgorithms) {
-          if (traffic.algorithm == Algorithm::kThreePassReload && !family.has_three_pass_reload) continue;
-          for (Isa isa : isas) register_softmax(family, traffic, isa, distribution, n);
-        }
-      }
+      for (const KernelInfo& kernel : row_kernels) register_row_kernel(kernel, distribution, n);
     }
   }
+  const std::vector<KernelInfo> topk_kernels = runnable_kernels([](const KernelInfo& kernel) {
+    return kernel.dtype == DataType::kFloat32 && kernel.operation == Operation::kSoftmaxTopk &&
+           kernel.algorithm != "checked";
+  });
   for (std::size_t k : kTopkKs) {
-    for (Isa isa : isas) {
-      for (TopkCandidate candidate : kTopkCandidates) register_topk(candidate, isa, k);
+    for (const KernelInfo& kernel : topk_kernels) {
+      for (TopkCandidate candidate : kTopkCandidates) register_topk(candidate, kernel, k);
     }
   }
+  const std::vector<KernelInfo> half_kernels = runnable_kernels(half_two_pass_kernel);
   for (std::size_t n : kDtypeSizes) {
-    for (Isa isa : isas) register_dtype<float>(isa, n);
-    for (Isa isa : isas) register_dtype<fastsoftmax::Float16>(isa, n);
-    for (Isa isa : isas) register_dtype<fastsoftmax::BFloat16>(isa, n);
+    for (const KernelInfo& kernel : half_kernels) register_row_kernel(kernel, kDtypeDistribution, n);
   }
   benchmark::AddCustomContext("fastsoftmax_version", FASTSOFTMAX_VERSION);
   benchmark::AddCustomContext("fastsoftmax_l3_bytes", std::to_string(l3_bytes()));

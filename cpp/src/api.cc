@@ -160,14 +160,10 @@ Status read_twice_write_once(const float* x, float* y, std::size_t n, Isa isa) {
   call.inputs[0] = {x, 0, 1};
   call.outputs[0] = {y, 0, 1};
   call.options.cpu.isa = isa;
+  // The bound of the target whose float32 kernels a softmax of the row would run.
   const Plan planned = plan(call);
   if (planned.problem != Problem::kNone) return status_of(planned.problem);
-  // The implementation's own bound, or that of the nearest lower target that has one.
-  const CpuTarget* target = planned.implementation;
-  while (target->kernels()->read_twice_write_once == nullptr) {
-    target = &cpu_target(static_cast<Isa>(static_cast<int>(target->isa()) - 1));
-  }
-  if (n > 0) target->kernels()->read_twice_write_once(n, x, y);
+  if (n > 0) planned.kernel_target->kernels()->read_twice_write_once(n, x, y);
   return Status::kOk;
 }
 

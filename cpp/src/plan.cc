@@ -91,6 +91,13 @@ void choose_algorithm(const Call& call, bool columns, Plan& plan) {
   }
 }
 
+// Rows next to each other with strided elements (a softmax along a non-contiguous axis).
+bool columns_adjacent(const Call& call) {
+  const Operand& x = call.inputs[0];
+  const Operand& y = call.outputs[0];
+  return call.rows > 1 && call.n > 1 && x.row_stride == 1 && y.row_stride == 1 && x.stride != 1;
+}
+
 void choose_threads(const Call& call, Plan& plan) {
   const int requested = call.options.cpu.num_threads;
   plan.threads = useful_threads(call.rows * call.n * element_bytes(call.dtype), requested);
@@ -112,12 +119,6 @@ const char* schedule_name(Schedule schedule) {
     case Schedule::kSplitRows: return "split rows";
   }
   return "unknown";
-}
-
-bool columns_adjacent(const Call& call) {
-  const Operand& x = call.inputs[0];
-  const Operand& y = call.outputs[0];
-  return call.rows > 1 && call.n > 1 && x.row_stride == 1 && y.row_stride == 1 && x.stride != 1;
 }
 
 Plan plan(const Call& call) {

@@ -38,7 +38,4 @@ struct Plan {
 // Validates the call and plans it. Reads nothing of its data.
 Plan plan(const Call& call);
 
-// Rows next to each other with strided elements (a softmax along a non-contiguous axis).
-bool columns_adjacent(const Call& call);
-
 }  // namespace fastsoftmax

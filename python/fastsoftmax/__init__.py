@@ -188,7 +188,10 @@ def softmax(
         "three_pass_reload", "three_pass_recompute", "online".
     isa : str
         One of ``ISAS``: "auto" (``FASTSOFTMAX_ISA`` if set, else the best the CPU has), "scalar",
-        "avx2", "avx512". An ISA not in ``available_isas()`` raises ValueError.
+        "avx2", "avx512", "avx512_bf16" (avx512 with bfloat16 outputs rounded by AVX512_BF16's
+        instruction: the same bits). An ISA not in ``available_isas()`` raises ValueError saying
+        why (not compiled into this build, or not supported by this CPU). ``explain`` says which
+        implementation and kernel a call runs, and why.
     out : numpy.ndarray, optional
         Where to write the result: same shape as ``x`` and the result dtype, writable, else
         ValueError/TypeError (raised before anything is written). May be ``x`` itself (in place).

@@ -57,13 +57,19 @@ RowOutcome one_element(std::size_t, const T*, T*, Temperature) {
   return RowOutcome::kDeclined;
 }
 
+// The rows of a call and what computes them; the row runs capture only a reference to it (so
+// a std::function holding them, for a team of threads, needs no allocation).
 template <class T>
-void run_rows(const Call& call, const Plan& plan, RowKernel<T> kernel, bool log) {
-  const Operand& x = call.inputs[0];
-  const Operand& y = call.outputs[0];
-  const std::size_t n = call.n;
-  const Temperature t = plan.temperature;
-  run_row_runs(call.rows, n * sizeof(T), plan.threads, [&](std::size_t begin, std::size_t end) {
+struct RowsJob {
+  const Call& call;
+  RowKernel<T> kernel;
+  bool log;
+  Temperature t;
+
+  void run(std::size_t begin, std::size_t end) const {
+    const Operand& x = call.inputs[0];
+    const Operand& y = call.outputs[0];
+    const std::size_t n = call.n;
     std::vector<T> gathered;  // a strided row, copied contiguous
     for (std::size_t r = begin; r < end; ++r) {
       const T* x_row = row_of<const T>(x, r);
@@ -76,7 +82,14 @@ void run_rows(const Call& call, const Plan& plan, RowKernel<T> kernel, bool log)
       complete_row(kernel(n, row, row, t), n, row, row, log, t);
       scatter(n, row, y_row, y.stride);
     }
-  });
+  }
+};
+
+template <class T>
+void run_rows(const Call& call, const Plan& plan, RowKernel<T> kernel, bool log) {
+  const RowsJob<T> job{call, kernel, log, plan.temperature};
+  run_row_runs(call.rows, call.n * sizeof(T), plan.threads,
+               [&job](std::size_t begin, std::size_t end) { job.run(begin, end); });
 }
 
 // ---- softmax and log_softmax: rows split across threads (float32) ---------------------------
@@ -332,16 +345,27 @@ void topk_row(const Call& call, TopkKernel<T> kernel, std::size_t n, const T* x,
 }
 
 template <class T>
-void run_topk_rows(const Call& call, const Plan& plan, TopkKernel<T> kernel) {
-  const Operand& x = call.inputs[0];
-  run_row_runs(call.rows, call.n * sizeof(T), plan.threads, [&](std::size_t begin, std::size_t end) {
+struct TopkRowsJob {
+  const Call& call;
+  TopkKernel<T> kernel;  // null: one-element rows
+  Temperature t;
+
+  void run(std::size_t begin, std::size_t end) const {
+    const Operand& x = call.inputs[0];
     TopkScratch<T> scratch(static_cast<std::size_t>(call.k));
     for (std::size_t r = begin; r < end; ++r) {
       const T* row = row_of<const T>(x, r);
       if (x.stride != 1) row = gather(call.n, row, x.stride, scratch.gathered);
-      topk_row(call, kernel, call.n, row, plan.temperature, scratch, topk_out<T>(call, r));
+      topk_row(call, kernel, call.n, row, t, scratch, topk_out<T>(call, r));
     }
-  });
+  }
+};
+
+template <class T>
+void run_topk_rows(const Call& call, const Plan& plan, TopkKernel<T> kernel) {
+  const TopkRowsJob<T> job{call, kernel, plan.temperature};
+  run_row_runs(call.rows, call.n * sizeof(T), plan.threads,
+               [&job](std::size_t begin, std::size_t end) { job.run(begin, end); });
 }
 
 // One slice's pass over a row split across threads.

@@ -157,36 +157,33 @@ const CpuFeature* cpu_feature_list(int* count) {
 const char* CpuTarget::name() const { return isa_name(isa_); }
 
 CpuTarget::CpuTarget(Isa isa, const char* description, unsigned required, const TargetKernels* kernels)
-    : isa_(isa), description_(description), required_(required), kernels_(kernels) {
-  for (int f = 0; f < kNumFeatures; ++f) {
-    if ((required >> f) & 1u) required_features_ += (required_features_.empty() ? "" : " ") + std::string(kAllFeatures[f].name);
-  }
-}
-
-bool CpuTarget::supported() const {
-  if (kernels_ == nullptr) return false;
+    : isa_(isa), description_(description), required_(required), kernels_(kernels), supported_(kernels != nullptr) {
   const CpuFeatures& have = cpu_features();
   for (int f = 0; f < kNumFeatures; ++f) {
-    if (((required_ >> f) & 1u) && !(have.*kAllFeatures[f].flag)) return false;
+    if (((required >> f) & 1u) == 0) continue;
+    required_features_ += (required_features_.empty() ? "" : " ") + std::string(kAllFeatures[f].name);
+    supported_ = supported_ && have.*kAllFeatures[f].flag;
   }
-  return true;
 }
 
 const CpuTarget* const* cpu_targets() {
-  static const CpuTarget scalar(Isa::kScalar, "portable C++ for any CPU: exp from the C library, sums in a wider type",
-                                0, &scalar::kKernels);
-  static const CpuTarget avx2(Isa::kAvx2, "AVX2 + FMA kernels, 8 floats per vector; float16 through F16C",
-                              kAvx2Requires, kAvx2Kernels);
-  static const CpuTarget avx512(Isa::kAvx512, "AVX-512 kernels, 16 floats per vector; float16 through F16C",
-                                kAvx512Requires, kAvx512Kernels);
-  static const CpuTarget avx512_bf16(
-      Isa::kAvx512Bf16, "avx512, with bfloat16 outputs rounded by AVX512_BF16's vcvtneps2bf16 (the same bits)",
-      kAvx512Bf16Requires, kAvx512Bf16Kernels);
-  static const CpuTarget* const targets[kNumCpuTargets] = {&scalar, &avx2, &avx512, &avx512_bf16};
+  // Made once; later calls pay one guard check.
+  static const CpuTarget* const* const targets = [] {
+    static const CpuTarget scalar_target(
+        Isa::kScalar, "portable C++ for any CPU: exp from the C library, sums in a wider type", 0, &scalar::kKernels);
+    static const CpuTarget avx2_target(Isa::kAvx2, "AVX2 + FMA kernels, 8 floats per vector; float16 through F16C",
+                                       kAvx2Requires, kAvx2Kernels);
+    static const CpuTarget avx512_target(Isa::kAvx512, "AVX-512 kernels, 16 floats per vector; float16 through F16C",
+                                         kAvx512Requires, kAvx512Kernels);
+    static const CpuTarget avx512_bf16_target(
+        Isa::kAvx512Bf16, "avx512, with bfloat16 outputs rounded by AVX512_BF16's vcvtneps2bf16 (the same bits)",
+        kAvx512Bf16Requires, kAvx512Bf16Kernels);
+    static const CpuTarget* const list[kNumCpuTargets] = {&scalar_target, &avx2_target, &avx512_target,
+                                                          &avx512_bf16_target};
+    return list;
+  }();
   return targets;
 }
-
-const CpuTarget& cpu_target(Isa isa) { return *cpu_targets()[static_cast<int>(isa) - 1]; }
 
 const AutoIsa& auto_isa_choice() {
   static const AutoIsa choice = resolve_auto_isa();

@@ -27,7 +27,7 @@ class CpuTarget final : public Implementation {
   const char* required_features() const override { return required_features_.c_str(); }
   int priority() const override { return static_cast<int>(isa_); }  // the Isa order is the priority order
   bool compiled() const override { return kernels_ != nullptr; }
-  bool supported() const override;
+  bool supported() const override { return supported_; }
 
   Isa isa() const { return isa_; }
   // Its kernels; null when not compiled in.
@@ -39,12 +39,13 @@ class CpuTarget final : public Implementation {
   unsigned required_;
   const TargetKernels* kernels_;
   std::string required_features_;  // the features' names, joined
+  bool supported_;                  // decided once, when the targets are made
 };
 
 // Every CPU target (compiled in or not), lowest priority first; indexed by Isa value - 1.
 inline constexpr int kNumCpuTargets = 4;
 const CpuTarget* const* cpu_targets();
-const CpuTarget& cpu_target(Isa isa);  // isa != kAuto
+inline const CpuTarget& cpu_target(Isa isa) { return *cpu_targets()[static_cast<int>(isa) - 1]; }  // isa != kAuto
 
 // Every CPU feature the targets know, in cpu_features() order.
 const CpuFeature* cpu_feature_list(int* count);

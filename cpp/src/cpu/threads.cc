@@ -132,10 +132,9 @@ int get_num_threads() {
   return threads > 0 ? threads : automatic_threads();
 }
 
-void run_row_runs(std::size_t rows, std::size_t row_bytes, std::size_t threads,
-                  const std::function<void(std::size_t, std::size_t)>& body) {
+void share_row_runs(std::size_t rows, std::size_t row_bytes, std::size_t threads,
+                    const std::function<void(std::size_t, std::size_t)>& body) {
   std::atomic<std::size_t> next_row{0};
-  if (std::min(threads, rows) <= 1) return run_row_share(rows, row_bytes, next_row, body);
   run_team_of(std::min(threads, rows), [&](int, int) { run_row_share(rows, row_bytes, next_row, body); });
 }
 

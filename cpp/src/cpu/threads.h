@@ -29,7 +29,15 @@ void run_team_of(std::size_t threads, const std::function<void(int, int)>& body)
 // threads under the rules of run_team_of; a run holds about 256 KiB of input, `row_bytes` each row.
 // Runs are taken in turn from a shared counter: a thread that starts late or runs slower (a shared
 // VM, the caller back from Python) takes fewer.
-void run_row_runs(std::size_t rows, std::size_t row_bytes, std::size_t threads,
-                  const std::function<void(std::size_t, std::size_t)>& body);
+void share_row_runs(std::size_t rows, std::size_t row_bytes, std::size_t threads,
+                    const std::function<void(std::size_t, std::size_t)>& body);
+
+// The same, where one thread calls body(0, rows) directly: no team, no shared counter (its atomic
+// increments cost small calls a few percent), no std::function.
+template <class Body>
+void run_row_runs(std::size_t rows, std::size_t row_bytes, std::size_t threads, const Body& body) {
+  if (threads <= 1 || rows <= 1) return body(std::size_t{0}, rows);
+  share_row_runs(rows, row_bytes, threads, body);
+}
 
 }  // namespace fastsoftmax

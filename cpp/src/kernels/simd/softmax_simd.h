@@ -28,8 +28,10 @@
 // (measured: calls per row and per tail block cost two_pass 14% on rows of 1000).
 #if defined(_MSC_VER)
 #define FASTSOFTMAX_ALWAYS_INLINE __forceinline
+#define FASTSOFTMAX_UNLIKELY(condition) (condition)
 #else
 #define FASTSOFTMAX_ALWAYS_INLINE inline __attribute__((always_inline))
+#define FASTSOFTMAX_UNLIKELY(condition) __builtin_expect(!!(condition), 0)
 #endif
 
 namespace fastsoftmax::FASTSOFTMAX_TARGET {
@@ -215,31 +217,36 @@ struct SimdKernels {
 
   // Visits x[0, n) a block of kUnroll vectors at a time: body(block, i, valid) where the block
   // holds x[i, i + kBlock) and valid = elements left from i (kBlock on full blocks; on the last,
-  // partial block the missing lanes read as `fill`). body returns false to stop before the block
-  // it was given; the elements visited up to there are returned.
-  template <class T, class Body>
-  static std::size_t sweep_until(std::size_t n, const T* x, float fill, Body&& body) {
+  // partial block the missing lanes read as `fill`). kStoppable: body returns false to stop
+  // before the block it was given, and the elements visited up to there are returned (n
+  // otherwise); a compile-time choice, so that the passes that never stop keep the plain loop.
+  template <bool kStoppable, class T, class Body>
+  static std::size_t sweep_blocks(std::size_t n, const T* x, float fill, Body&& body) {
     const std::size_t full_end = n - n % kBlock;
     std::size_t i = 0;
     for (; i < full_end; i += kBlock) {
       Block v;
       load_block(x + i, kBlock, S::set1(fill), v);
-      if (!body(v, i, kBlock)) return i;
+      if constexpr (kStoppable) {
+        if (!body(v, i, kBlock)) return i;
+      } else {
+        body(v, i, kBlock);
+      }
     }
     if (i < n) {
       Block v;
       load_block(x + i, n - i, S::set1(fill), v);
-      if (!body(v, i, n - i)) return i;
+      if constexpr (kStoppable) {
+        if (!body(v, i, n - i)) return i;
+      } else {
+        body(v, i, n - i);
+      }
     }
     return n;
   }
-  // The same for a body that always goes on.
   template <class T, class Body>
   static void sweep(std::size_t n, const T* x, float fill, Body&& body) {
-    sweep_until(n, x, fill, [&body](const Block& v, std::size_t i, std::size_t valid) {
-      body(v, i, valid);
-      return true;
-    });
+    sweep_blocks<false>(n, x, fill, body);
   }
   template <class T, class Body>
   static void sweep(std::size_t n, const T* x, Body&& body) {
@@ -296,7 +303,7 @@ struct SimdKernels {
     // Raises the lanes' exponents to e_new >= e; rescaling m by 2^(e - e_new) is exact. Rare once
     // the row's largest values have been seen, so it is skipped when no lane changes.
     void raise_exponent(V e_new) {
-      if (S::any_greater(e_new, e)) {
+      if (FASTSOFTMAX_UNLIKELY(S::any_greater(e_new, e))) {
         S::wide_mul(m, S::scale_ftz(S::set1(1.0f), S::sub(e, e_new)));
         e = e_new;
       }
@@ -436,32 +443,35 @@ struct SimdKernels {
   // Online (Milakov & Gimelshein): one pass keeps a running max and a running sum d, rescaled
   // when the max grows. Here d is kept relative to 2^E, E the exponent of the running max, so the
   // rescale exp(m_old - m_new) is the exact power of two 2^(E_old - E_new), once per block.
-  // visit(block, block_max, i, valid) sees each block first and may stop the pass there (returns
-  // false): *visited then counts the elements before that block, which the total covers.
-  template <class T, class Visit>
+  // kStoppable: visit(block, block_max, i, valid) sees each block first and may stop the pass
+  // there (returns false): *visited then counts the elements before that block, which the total
+  // covers.
+  template <bool kStoppable, class T, class Visit>
   static Normalizer<float> online_total(std::size_t n, const T* x, Temperature t, Visit&& visit,
                                         std::size_t* visited) {
     const Reduction red(t);
     const ExpTable table(1.0);
     PairSum total;
     V running_max = red.input_floor;
-    *visited = sweep_until(n, x, -std::numeric_limits<float>::infinity(), [&](const Block& v, std::size_t i,
-                                                                              std::size_t valid) {
+    const auto body = [&](const Block& v, std::size_t i, std::size_t valid) {
       const V block_max = max_block(v);
-      if (!visit(v, block_max, i, valid)) return false;
+      if constexpr (kStoppable) {
+        if (!visit(v, block_max, i, valid)) return false;
+      }
       running_max = S::max(running_max, block_max);
       ExpParts ex[kUnroll];
       for (int j = 0; j < kUnroll; ++j) ex[j] = exp_parts(floor_input(v[j], red), red);
       total.raise_exponent(exponent_of_steps(steps_of(running_max, red)));
       total.add_terms(ex, table);
       return true;
-    });
+    };
+    *visited = sweep_blocks<kStoppable>(n, x, -std::numeric_limits<float>::infinity(), body);
     return total.row_total(S::reduce_max(running_max));
   }
   template <class T>
   static Normalizer<float> online_total(std::size_t n, const T* x, Temperature t) {
     std::size_t visited;
-    return online_total(n, x, t, [](const Block&, V, std::size_t, std::size_t) { return true; }, &visited);
+    return online_total<false>(n, x, t, nullptr, &visited);
   }
   template <bool kLog, class T>
   static RowOutcome online(std::size_t n, const T* x, T* y, Temperature t) {
@@ -490,7 +500,7 @@ struct SimdKernels {
     TopkCandidates<float>& c = *candidates;
     const V threshold = S::set1(c.threshold);
     std::size_t visited;
-    *state = online_total(n, x, t, [&](const Block& v, V block_max, std::size_t i, std::size_t valid) {
+    *state = online_total<true>(n, x, t, [&](const Block& v, V block_max, std::size_t i, std::size_t valid) {
       if (!S::any_greater(block_max, threshold)) return true;
       if (c.capacity - c.count < kBlock) return false;
       float lanes[kWidth];
