@@ -50,6 +50,14 @@ struct SimdColumns {
         _mm_prefetch(row + offset, _MM_HINT_T0);
       }
     }
+    // visit(row, i) for every row x_row(i) of the block, in order, prefetching ahead.
+    template <class Visit>
+    FASTSOFTMAX_ALWAYS_INLINE void sweep(Visit&& visit) const {
+      for (std::size_t i = 0; i < b.n; ++i) {
+        prefetch(i);
+        visit(x_row(i), i);
+      }
+    }
     V load(const float* row, int j, float fill) const {
       const std::size_t start = j * kWidth;
       if (b.columns >= start + kWidth) return S::load(row + start);
@@ -76,11 +84,9 @@ struct SimdColumns {
     const Rows b{block};
     V max[kVectors];
     for (V& m : max) m = S::set1(-std::numeric_limits<float>::infinity());
-    for (std::size_t i = 0; i < block.n; ++i) {
-      b.prefetch(i);
-      const float* row = b.x_row(i);
+    b.sweep([&](const float* row, std::size_t) {
       for (int j = 0; j < kVectors; ++j) max[j] = S::max(max[j], b.load(row, j, 0.0f));
-    }
+    });
     for (int j = 0; j < kVectors; ++j) S::store(totals->max + j * kWidth, max[j]);
   }
 
@@ -93,9 +99,7 @@ struct SimdColumns {
     PairSum sums[kVectors];
     V max[kVectors];
     for (V& m : max) m = kOnline ? red.input_floor : S::set1(-std::numeric_limits<float>::infinity());
-    for (std::size_t i = 0; i < block.n; ++i) {
-      b.prefetch(i);
-      const float* row = b.x_row(i);
+    b.sweep([&](const float* row, std::size_t) {
       for (int j = 0; j < kVectors; ++j) {
         const V v = b.load(row, j, -std::numeric_limits<float>::infinity());
         max[j] = S::max(max[j], v);
@@ -104,7 +108,7 @@ struct SimdColumns {
         sums[j].raise_exponent(kOnline ? e_new : S::max(sums[j].e, e_new));
         sums[j].add_term(ex, table);
       }
-    }
+    });
     store_totals(sums, max, totals);
   }
 
@@ -125,9 +129,7 @@ struct SimdColumns {
       sums[j].e = K::exponent_of_steps(K::steps_of(S::max(lowest, max[j]), red));  // as K::exponent_of
       stored_error[j] = S::set1(0.0f);
     }
-    for (std::size_t i = 0; i < block.n; ++i) {
-      b.prefetch(i);
-      const float* row = b.x_row(i);
+    b.sweep([&](const float* row, std::size_t i) {
       for (int j = 0; j < kVectors; ++j) {
         const ExpParts ex = K::exp_parts(K::floor_input(b.load(row, j, 0.0f), red), red);
         if constexpr (kStore) {
@@ -140,7 +142,7 @@ struct SimdColumns {
           sums[j].add_term(ex, table);
         }
       }
-    }
+    });
     for (int j = 0; j < kVectors; ++j) S::wide_add(sums[j].m, stored_error[j]);
     store_totals(sums, max, totals);
   }
@@ -171,9 +173,7 @@ struct SimdColumns {
     const ExpTable table(1.0);
     V e[kVectors], inv_hi[kVectors], inv_lo[kVectors];
     load_inverse_sums(totals, e, inv_hi, inv_lo);
-    for (std::size_t i = 0; i < block.n; ++i) {
-      b.prefetch(i);
-      const float* row = b.x_row(i);
+    b.sweep([&](const float* row, std::size_t i) {
       for (int j = 0; j < kVectors; ++j) {
         const ExpParts ex = K::exp_parts(K::floor_input(b.load(row, j, 0.0f), red), red);
         const V hi = S::lookup(table.hi, ex.z);
@@ -183,7 +183,7 @@ struct SimdColumns {
         const V rest = S::fmadd(low, inv_hi[j], S::fmadd(hi, inv_lo[j], product_error));
         b.store(b.y_row(i), j, S::scale(S::add(product, rest), K::exponent_arg(ex.n, e[j])));
       }
-    }
+    });
   }
 
   // (x - max) / t - log(sum(exp((x - max) / t))) per lane (see K::write_log_softmax).
@@ -199,14 +199,12 @@ struct SimdColumns {
       subtrahend[j] = S::load(log_sum + j * kWidth);
     }
     const V inverse = S::set1(static_cast<float>(t.inverse));
-    for (std::size_t i = 0; i < block.n; ++i) {
-      b.prefetch(i);
-      const float* row = b.x_row(i);
+    b.sweep([&](const float* row, std::size_t i) {
       for (int j = 0; j < kVectors; ++j) {
         const V shifted = S::sub(b.load(row, j, 0.0f), shift[j]);
         b.store(b.y_row(i), j, S::fmadd(shifted, inverse, S::sub(S::set1(0.0f), subtrahend[j])));
       }
-    }
+    });
   }
 
   // The reloading variant's last pass: y *= 1/sum per lane, with one rounding.

@@ -384,13 +384,7 @@ struct SimdKernels {
     const double sum = sum_below_max<false, T>(n, x, nullptr, exponent, t);
     // With a finite max every term is below 2, so a non-finite sum means a NaN in the row.
     if (!std::isfinite(sum)) return RowOutcome::kNan;
-    const Normalizer<float> total = {sum, exponent, 0.0f, max};
-    if (kLog) {
-      write_log_softmax(n, x, y, total, t);
-    } else {
-      write_softmax(n, x, y, total, t);
-    }
-    return RowOutcome::kWritten;
+    return write<kLog>(n, x, y, {sum, exponent, 0.0f, max}, t);
   }
 
   template <class T>
@@ -482,6 +476,12 @@ struct SimdKernels {
   template <bool kLog, class T>
   static RowOutcome finish(std::size_t n, const T* x, T* y, const Normalizer<float>& total, Temperature t) {
     if (!fast_normalizer(total)) return RowOutcome::kDeclined;
+    return write<kLog>(n, x, y, total, t);
+  }
+
+  // The last pass of every algorithm but the reloading one.
+  template <bool kLog, class T>
+  static RowOutcome write(std::size_t n, const T* x, T* y, const Normalizer<float>& total, Temperature t) {
     if (kLog) {
       write_log_softmax(n, x, y, total, t);
     } else {

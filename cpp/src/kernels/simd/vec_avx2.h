@@ -14,7 +14,6 @@ namespace fastsoftmax::FASTSOFTMAX_TARGET {
 struct Avx2 {
   using V = __m256;
   static constexpr std::size_t kWidth = 8;
-  static constexpr const char* kName = "avx2";
   static constexpr int kTableBits = 3;  // one 8-entry table per register
 
   static V set1(float a) { return _mm256_set1_ps(a); }
@@ -139,7 +138,6 @@ struct Avx2 {
     w.lo = _mm256_mul_pd(w.lo, _mm256_cvtps_pd(_mm256_castps256_ps128(a)));
     w.hi = _mm256_mul_pd(w.hi, _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)));
   }
-  static Wide wide_load(const double* lanes) { return {_mm256_loadu_pd(lanes), _mm256_loadu_pd(lanes + 4)}; }
   static void wide_store(const Wide& w, double* lanes) {
     _mm256_storeu_pd(lanes, w.lo);
     _mm256_storeu_pd(lanes + 4, w.hi);

@@ -13,7 +13,6 @@ namespace fastsoftmax::FASTSOFTMAX_TARGET {
 struct Avx512 {
   using V = __m512;
   static constexpr std::size_t kWidth = 16;
-  static constexpr const char* kName = "avx512";
   static constexpr int kTableBits = 4;  // one 16-entry table per register
 
   static V set1(float a) { return _mm512_set1_ps(a); }
@@ -101,7 +100,6 @@ struct Avx512 {
     w.hi = _mm512_mul_pd(w.hi, _mm512_cvtps_pd(upper_half(a)));
   }
   static double wide_total(const Wide& w) { return _mm512_reduce_add_pd(_mm512_add_pd(w.lo, w.hi)); }
-  static Wide wide_load(const double* lanes) { return {_mm512_loadu_pd(lanes), _mm512_loadu_pd(lanes + 8)}; }
   static void wide_store(const Wide& w, double* lanes) {
     _mm512_storeu_pd(lanes, w.lo);
     _mm512_storeu_pd(lanes + 8, w.hi);
