@@ -18,6 +18,7 @@ Python 3 standard library only.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import re
 import statistics
@@ -65,7 +66,8 @@ def run_bench(binary: str, filter_: str, min_time: str) -> dict[tuple, float]:
         subprocess.run([binary, f"--benchmark_filter={filter_}", f"--benchmark_min_time={min_time}",
                         f"--benchmark_out={out.name}", "--benchmark_out_format=json"],
                        check=True, capture_output=True, text=True)
-        data = json.load(open(out.name))
+        with open(out.name, encoding="utf-8") as f:
+            data = json.load(f)
     times = {}
     for bench in data["benchmarks"]:
         case = case_of(bench["name"])
@@ -77,7 +79,7 @@ def run_bench(binary: str, filter_: str, min_time: str) -> dict[tuple, float]:
 def run_python(python: str, samples: int) -> dict[tuple, float]:
     output = subprocess.run([python, "-c", PYTHON_CALLS, str(samples)], check=True, capture_output=True,
                             text=True).stdout
-    return {(name, "", "", 1000): ns for name, ns in eval(output).items()}  # noqa: S307 (our own repr)
+    return {(name, "", "", 1000): ns for name, ns in ast.literal_eval(output).items()}
 
 
 def main() -> int:
@@ -122,7 +124,8 @@ def main() -> int:
     print(f"\nworst new / old: {worst:.3f} ({len(cases)} cases, medians of {args.rounds} alternating rounds)")
     if args.json:
         serial = {b: [{"/".join(map(str, c)): v for c, v in t.items()} for t in rs] for b, rs in rounds.items()}
-        json.dump(serial, open(args.json, "w"), indent=1)
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(serial, f, indent=1)
     return 0
 
 

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "cpu/targets.h"
@@ -77,9 +78,13 @@ std::string unavailable_reason(const CpuTarget& target) {
          " (supported here: " + isa_list(true) + ")";
 }
 
+// The shortest decimal that reads back as `value` (0.1, not 0.10000000000000001).
 std::string number(double value) {
   char text[32];
-  std::snprintf(text, sizeof(text), "%.17g", value);
+  for (int digits = 1; digits <= 17; ++digits) {
+    std::snprintf(text, sizeof(text), "%.*g", digits, value);
+    if (std::strtod(text, nullptr) == value) break;
+  }
   return text;
 }
 
