@@ -11,7 +11,10 @@ matched by (function, algorithm, ISA, length) whatever their names: "softmax/two
 (before the kernel catalogue) and "f32-softmax-two_pass-avx512-lut16p3-u64/n4/1000" (after).
 Python part: each round, each interpreter times fastsoftmax.softmax on 1000 float32 values
 (`out=`, one thread, and a new result array) as the best of several samples of 2000 calls.
-The table gives, per case, the median over rounds of old and new, and new / old (> 1: slower).
+The table gives, per case, the median over rounds of old and new, and the median over rounds of
+each round's new / old (> 1: slower). The paired ratio is the verdict: both builds of a round ran
+within seconds of each other, where the machine's speed, which moves by up to 2x between
+minutes on a shared VM, drifts least. `--from-json` prints the table of a saved run.
 Python 3 standard library only.
 """
 
@@ -84,8 +87,8 @@ def run_python(python: str, samples: int) -> dict[tuple, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--old-bench", required=True)
-    parser.add_argument("--new-bench", required=True)
+    parser.add_argument("--old-bench")
+    parser.add_argument("--new-bench")
     parser.add_argument("--old-python")
     parser.add_argument("--new-python")
     parser.add_argument("--isas", default="avx2,avx512")
@@ -94,7 +97,13 @@ def main() -> int:
     parser.add_argument("--min-time", default="0.1", help="--benchmark_min_time (plain seconds for 1.7)")
     parser.add_argument("--python-samples", type=int, default=7)
     parser.add_argument("--json", help="write every round's times here")
+    parser.add_argument("--from-json", metavar="PATH", help="print the table of a run saved with --json, and stop")
     args = parser.parse_args()
+    if args.from_json:
+        print_table(load_rounds(args.from_json))
+        return 0
+    if not (args.old_bench and args.new_bench):
+        parser.error("--old-bench and --new-bench are needed (or --from-json)")
 
     isas = "|".join(args.isas.split(","))
     sizes = "|".join(args.sizes.split(","))
@@ -111,22 +120,34 @@ def main() -> int:
             rounds[build].append(times)
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
 
-    cases = sorted(set(rounds["old"][0]) & set(rounds["new"][0]), key=lambda c: (c[0].startswith("python"), c))
-    print("| case | old ns | new ns | new / old |")
+    if args.json:
+        serial = {b: [{"/".join(map(str, c)): v for c, v in t.items()} for t in rs] for b, rs in rounds.items()}
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(serial, f, indent=1)
+    print_table(rounds)
+    return 0
+
+
+def print_table(rounds: dict[str, list[dict]]) -> None:
+    cases = sorted(set(rounds["old"][0]) & set(rounds["new"][0]), key=lambda c: (str(c[0]).startswith("python"), c))
+    print("| case | old ns | new ns | new / old (paired) |")
     print("| --- | --- | --- | --- |")
     worst = 0.0
     for case in cases:
         old = statistics.median(t[case] for t in rounds["old"])
         new = statistics.median(t[case] for t in rounds["new"])
-        worst = max(worst, new / old)
-        label = case[0] if case[0].startswith("python") else f"{case[0]} {case[1]} {case[2]} n={case[3]:.0e}"
-        print(f"| {label} | {old:.1f} | {new:.1f} | {new / old:.3f} |")
-    print(f"\nworst new / old: {worst:.3f} ({len(cases)} cases, medians of {args.rounds} alternating rounds)")
-    if args.json:
-        serial = {b: [{"/".join(map(str, c)): v for c, v in t.items()} for t in rs] for b, rs in rounds.items()}
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(serial, f, indent=1)
-    return 0
+        paired = statistics.median(n[case] / o[case] for o, n in zip(rounds["old"], rounds["new"]))
+        worst = max(worst, paired)
+        label = case[0] if str(case[0]).startswith("python") else f"{case[0]} {case[1]} {case[2]} n={int(case[3]):.0e}"
+        print(f"| {label} | {old:.1f} | {new:.1f} | {paired:.3f} |")
+    print(f"\nworst paired new / old: {worst:.3f} ({len(cases)} cases, {len(rounds['old'])} alternating rounds)")
+
+
+def load_rounds(path: str) -> dict[str, list[dict]]:
+    """A --json file's rounds, with their cases as tuples again."""
+    with open(path, encoding="utf-8") as f:
+        serial = json.load(f)
+    return {b: [{tuple(k.split("/")): v for k, v in t.items()} for t in rs] for b, rs in serial.items()}
 
 
 if __name__ == "__main__":
