@@ -70,11 +70,11 @@ struct SimdColumns {
     }
   };
 
-  static void store_totals(const PairSum (&sums)[kVectors], const V (&max)[kVectors], ColumnTotals* totals) {
+  // The lanes' sums and exponents into the per-column totals.
+  static void store_sums(const PairSum (&sums)[kVectors], ColumnTotals* totals) {
     for (int j = 0; j < kVectors; ++j) {
       S::wide_store(sums[j].m, totals->sum + j * kWidth);
       S::store(totals->exponent + j * kWidth, sums[j].e);
-      S::store(totals->max + j * kWidth, max[j]);
     }
   }
 
@@ -109,7 +109,8 @@ struct SimdColumns {
         sums[j].add_term(ex, table);
       }
     });
-    store_totals(sums, max, totals);
+    store_sums(sums, totals);
+    for (int j = 0; j < kVectors; ++j) S::store(totals->max + j * kWidth, max[j]);
   }
 
   // Three-pass sums exp(x) * 2^-e per lane, e the exponent of the lane's maximum (those outside
@@ -121,12 +122,11 @@ struct SimdColumns {
     const Reduction red(t);
     const ExpTable table(1.0);
     PairSum sums[kVectors];
-    V max[kVectors];
     V stored_error[kVectors];
     const V lowest = S::set1(static_cast<float>(-kFastRangeLimit * t.value));
     for (int j = 0; j < kVectors; ++j) {
-      max[j] = S::load(totals->max + j * kWidth);
-      sums[j].e = K::exponent_of_steps(K::steps_of(S::max(lowest, max[j]), red));  // as K::exponent_of
+      const V max = S::load(totals->max + j * kWidth);
+      sums[j].e = K::exponent_of_steps(K::steps_of(S::max(lowest, max), red));  // as K::exponent_of
       stored_error[j] = S::set1(0.0f);
     }
     b.sweep([&](const float* row, std::size_t i) {
@@ -144,7 +144,7 @@ struct SimdColumns {
       }
     });
     for (int j = 0; j < kVectors; ++j) S::wide_add(sums[j].m, stored_error[j]);
-    store_totals(sums, max, totals);
+    store_sums(sums, totals);
   }
 
   // ---- Output passes -----------------------------------------------------------------------
