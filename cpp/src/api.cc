@@ -108,6 +108,7 @@ const char* status_message(Status status) {
     case Status::kOk: return "ok";
     case Status::kInvalidArgument: return "invalid argument (explain() names it)";
     case Status::kUnsupportedIsa: return "the ISA asked for (or FASTSOFTMAX_ISA) is not available here";
+    case Status::kDeviceError: return "the CUDA runtime failed (fastsoftmax::cuda::last_error() says how)";
   }
   return "unknown status";
 }

@@ -26,13 +26,12 @@ std::string kernel_name(DataType dtype, Operation operation, const char* algorit
     tile = "u" + std::to_string(kernels.block_elements);
     if (layout == Layout::kSplitRows) tile += "-split";
   }
-  return std::string(kShortDtypeNames[static_cast<int>(dtype)]) + "-" + operation_name(operation) + "-" + algorithm +
-         "-" + target.name() + "-" + kernels.exp_method + "-" + tile;
+  return catalogue_name(dtype, operation, algorithm, target.name(), kernels.exp_method, tile);
 }
 
 KernelInfo info(DataType dtype, Operation operation, const char* algorithm, const CpuTarget& target, Layout layout) {
   return {kernel_name(dtype, operation, algorithm, target, layout), dtype, operation, algorithm, target.isa(),
-          kLayoutNames[static_cast<int>(layout)]};
+          kLayoutNames[static_cast<int>(layout)], target.name()};
 }
 
 // The checked path is portable code of the baseline: named as the scalar target's.
@@ -68,6 +67,12 @@ void add_pass_kernels(const CpuTarget& target, Layout layout, std::vector<Kernel
 }
 
 }  // namespace
+
+std::string catalogue_name(DataType dtype, Operation operation, const char* algorithm, const char* target,
+                           const char* exp_method, const std::string& tile) {
+  return std::string(kShortDtypeNames[static_cast<int>(dtype)]) + "-" + operation_name(operation) + "-" + algorithm +
+         "-" + target + "-" + exp_method + "-" + tile;
+}
 
 std::string planned_kernel_name(const Call& call, const Plan& plan) {
   if (plan.schedule == Schedule::kOneElement) {

@@ -9,7 +9,12 @@
 
 namespace fastsoftmax {
 
-// The catalogue name of the kernel that `plan` runs for `call`.
+// <dtype>-<operation>-<algorithm>-<target>-<exp method>-<tile>: the one name maker, for every
+// backend's kernels.
+std::string catalogue_name(DataType dtype, Operation operation, const char* algorithm, const char* target,
+                           const char* exp_method, const std::string& tile);
+
+// The catalogue name of the CPU kernel that `plan` runs for `call`.
 std::string planned_kernel_name(const Call& call, const Plan& plan);
 
 }  // namespace fastsoftmax

@@ -88,20 +88,44 @@ std::string number(double value) {
   return text;
 }
 
-}  // namespace
-
-Problem validate(const Call& call) {
+// The rules of every call, whatever runs it: known enums, the temperature, the fused algorithm.
+Problem validate_common(const Call& call) {
   const Options& options = call.options;
   if (!known(call.operation, kNumOperations)) return Problem::kUnknownOperation;
   if (!known(call.dtype, kNumDtypes)) return Problem::kUnknownDtype;
   if (!known(options.algorithm, kNumAlgorithmValues)) return Problem::kUnknownAlgorithm;
-  if (!known(options.cpu.isa, kNumIsaValues)) return Problem::kUnknownIsa;
-  if (options.cpu.num_threads < 0) return Problem::kNegativeThreads;
   if (!(options.temperature > 0 && std::isfinite(options.temperature))) return Problem::kBadTemperature;
   if (call.operation == Operation::kSoftmaxTopk && options.algorithm != Algorithm::kAuto &&
       options.algorithm != Algorithm::kOnline) {
     return Problem::kNotFusedAlgorithm;
   }
+  return Problem::kNone;
+}
+
+bool bad_k(const Call& call) {
+  return call.operation == Operation::kSoftmaxTopk && (call.k < 1 || static_cast<std::size_t>(call.k) > call.n);
+}
+
+}  // namespace
+
+Problem validate_device(const Call& call) {
+  if (const Problem common = validate_common(call); common != Problem::kNone) return common;
+  if (call.dtype == DataType::kFloat64) return Problem::kDeviceDtype;
+  if (bad_k(call)) return Problem::kBadK;
+  if (call.operation == Operation::kSoftmaxTopk && call.k > kDeviceMaxTopk) return Problem::kDeviceTopkTooLarge;
+  if (call.rows == 0 || call.n == 0) return Problem::kNone;
+  const Problem operands = operand_problem(call).problem;
+  if (operands != Problem::kNone) return operands;
+  const bool adjacent = call.n == 1 || (call.inputs[0].stride == 1 &&
+                                        (call.operation == Operation::kSoftmaxTopk || call.outputs[0].stride == 1));
+  return adjacent ? Problem::kNone : Problem::kDeviceElementStride;
+}
+
+Problem validate(const Call& call) {
+  const Options& options = call.options;
+  if (const Problem common = validate_common(call); common != Problem::kNone) return common;
+  if (!known(options.cpu.isa, kNumIsaValues)) return Problem::kUnknownIsa;
+  if (options.cpu.num_threads < 0) return Problem::kNegativeThreads;
   if (options.cpu.isa == Isa::kAuto) {
     const AutoIsa& choice = auto_isa_choice();
     if (!choice.ok) return choice.known ? Problem::kEnvIsaUnsupported : Problem::kEnvIsaUnknown;
@@ -110,9 +134,7 @@ Problem validate(const Call& call) {
   } else if (!cpu_target(options.cpu.isa).supported()) {
     return Problem::kIsaNotSupported;
   }
-  if (call.operation == Operation::kSoftmaxTopk && (call.k < 1 || static_cast<std::size_t>(call.k) > call.n)) {
-    return Problem::kBadK;
-  }
+  if (bad_k(call)) return Problem::kBadK;
   if (call.rows == 0 || call.n == 0) return Problem::kNone;  // nothing to read or write
   return operand_problem(call).problem;
 }
@@ -163,6 +185,17 @@ std::string problem_message(Problem problem, const Call& call) {
                for (const std::string& name : isa_names()) names += (names.empty() ? "" : ", ") + name;
                return names;
              }();
+    case Problem::kDeviceDtype:
+      return std::string("dtype ") + dtype_name(call.dtype) +
+             " is not supported on CUDA devices: the CUDA kernels compute in float32 (float32, float16 and "
+             "bfloat16 arrays); convert the array, or compute on the CPU";
+    case Problem::kDeviceElementStride:
+      return "the elements of each row must be adjacent in device memory (x stride " +
+             std::to_string(call.inputs[0].stride) + ", y stride " + std::to_string(call.outputs[0].stride) +
+             "): make the axis contiguous first";
+    case Problem::kDeviceTopkTooLarge:
+      return "k = " + std::to_string(call.k) + " is more than the CUDA kernels select (at most " +
+             std::to_string(kDeviceMaxTopk) + ")";
     case Problem::kEnvIsaUnsupported: {
       Isa isa = Isa::kScalar;
       parse_isa(auto_isa_choice().variable, &isa);

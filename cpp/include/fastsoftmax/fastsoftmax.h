@@ -58,6 +58,7 @@ enum class Status {
   kOk = 0,
   kInvalidArgument,  // explain() names the argument and the rule it breaks
   kUnsupportedIsa,   // the ISA (or FASTSOFTMAX_ISA) is unknown, not compiled in, or not supported by this CPU
+  kDeviceError,      // the CUDA backend only: the CUDA runtime failed (fastsoftmax::cuda::last_error() says how)
 };
 
 // 16-bit floating-point values, as their bits: IEEE 754 binary16 (float16) and bfloat16 (the
@@ -257,9 +258,9 @@ bool parse_algorithm(const std::string& name, Algorithm* algorithm);
 
 // An implementation: a CPU target (later a GPU backend's), as the planner sees it.
 struct ImplementationInfo {
-  Isa isa;
-  std::string name;               // as isa_name()
-  std::string backend;            // "cpu"
+  Isa isa;                        // kAuto for the CUDA backend (fastsoftmax::cuda::implementation())
+  std::string name;               // as isa_name(), or "cuda"
+  std::string backend;            // "cpu" or "cuda"
   std::string description;
   std::string required_features;  // CPU features it needs, space-separated (cpu_features() names)
   int priority;                   // the higher, the earlier "auto" tries it
@@ -290,10 +291,11 @@ struct KernelInfo {
   DataType dtype;
   Operation operation;
   std::string algorithm;  // an algorithm name, or "checked"
-  Isa target;             // whose code it is
-  std::string layout;     // "rows", "columns" or "split rows"
+  Isa target;             // whose code it is (a CPU target; kAuto for another backend's kernels)
+  std::string layout;     // "rows", "columns", "split rows"; CUDA: "warp rows", "block rows", "split rows", "top-k rows"
+  std::string implementation;  // the implementation it belongs to: a CPU target's name, or "cuda"
 };
-// Every kernel compiled into this library.
+// Every kernel compiled into this library (the CUDA backend's: fastsoftmax::cuda::kernels()).
 std::vector<KernelInfo> kernels();
 
 // CPU features relevant to the kernels, as detected at run time (cpuid + OS state via xgetbv).
