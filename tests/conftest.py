@@ -89,3 +89,15 @@ def isa_env_unset():
     """For tests whose expectations assume FASTSOFTMAX_ISA is not forcing an ISA in this process."""
     if os.environ.get("FASTSOFTMAX_ISA"):
         pytest.skip("FASTSOFTMAX_ISA is set for this test run")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` skip, saying why, where no CUDA device is usable."""
+    gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_tests:
+        return
+    usable, why = fastsoftmax.cuda_available(reason=True)
+    if not usable:
+        skip = pytest.mark.skip(reason=f"no usable CUDA device: {why}")
+        for item in gpu_tests:
+            item.add_marker(skip)

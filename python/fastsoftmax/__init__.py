@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _core
+from . import _core, _device
 
 __version__: str = _core.__version__
 
@@ -55,6 +55,7 @@ __all__ = [
     "cmake_dir",
     "compiled_isas",
     "cpu_features",
+    "cuda_available",
     "explain",
     "get_num_threads",
     "implementations",
@@ -92,14 +93,18 @@ def active_isa() -> str:
 def implementations() -> list[dict[str, Any]]:
     """Every implementation the planner can choose, lowest priority first.
 
-    Each is a dict: ``name`` (as ``isa=`` takes it), ``backend`` ("cpu"), ``description``,
+    Each is a dict: ``name`` (as ``isa=`` takes it), ``backend`` ("cpu", or "cuda" for the CUDA
+    backend, listed last where this build has it), ``description``,
     ``required_features`` (space-separated ``cpu_features()`` names), ``priority`` (the higher, the
     earlier ``isa="auto"`` tries it), ``compiled`` and ``supported`` (compiled and usable here).
 
     >>> [i["name"] for i in fastsoftmax.implementations()][:2]
     ['scalar', 'avx2']
     """
-    return _core.implementations()
+    found = _core.implementations()
+    if _core.cuda_compiled:
+        found.append(_device.cuda_module().implementation())
+    return found
 
 
 def kernels() -> list[dict[str, str]]:
@@ -111,10 +116,29 @@ def kernels() -> list[dict[str, str]]:
     exp by a 16-entry table and a degree-3 polynomial, 64 elements per unrolled block; ``c64``
     tiles are blocks of 64 adjacent columns, ``-split`` the passes of rows split across threads,
     ``checked`` the checked path), and its fields ``dtype``, ``operation``, ``algorithm``,
-    ``target`` and ``layout`` ("rows", "columns" or "split rows"). ``explain(...).kernel`` is one
-    of these names.
+    ``target`` and ``layout`` ("rows", "columns" or "split rows"; the CUDA kernels, target
+    "cuda": "warp rows", "block rows", "split rows", "top-k rows"). ``explain(...).kernel`` is
+    one of these names.
     """
-    return _core.kernels()
+    found = _core.kernels()
+    if _core.cuda_compiled:
+        found += _device.cuda_module().kernels()
+    return found
+
+
+def cuda_available(reason: bool = False) -> bool | tuple[bool, str]:
+    """Whether device arrays can run here: a CUDA backend in this build, a driver and a device.
+
+    With ``reason=True``, ``(available, why_not)``, ``why_not`` empty when available. Asking
+    imports the CUDA extension; ``import fastsoftmax`` alone never does.
+
+    >>> ok, why = fastsoftmax.cuda_available(reason=True)
+    """
+    if not _core.cuda_compiled:
+        answer = (False, "this build of fastsoftmax has no CUDA backend (CMake found no nvcc when it was built)")
+    else:
+        answer = tuple(_device.cuda_module().available())
+    return answer if reason else answer[0]
 
 
 def cpu_features() -> dict[str, bool]:
@@ -179,6 +203,17 @@ def softmax(
         loaded, computed in float32, and rounded back to their own dtype as they are stored: no
         temporary (beyond a row at a time along a strided axis, as for every dtype). Integer and
         bool inputs become float64.
+
+        Arrays of other frameworks are taken without a copy and the result is of the caller's
+        type: CPU arrays that export DLPack (PyTorch, JAX; float32, float64, float16) through
+        NumPy views; CUDA device arrays (PyTorch, CuPy, anything with ``__dlpack__`` or
+        ``__cuda_array_interface__``) on the CUDA backend, on the producer's current stream,
+        the result allocated by the caller's framework (or ``out=``, an array of the same
+        framework). On the device: float32, float16 and bfloat16 (bfloat16 only through
+        DLPack), computed in float32 (float64 raises ValueError: never copied to the host);
+        the elements along ``axis`` must be adjacent in memory (other axes may be strided);
+        ``isa`` and ``num_threads`` must be left as they are. ``cuda_available()`` says
+        whether this machine can run them.
         Complex, object and string dtypes raise TypeError. Any strides work; when ``axis`` has
         unit stride (the usual C-contiguous last axis) nothing is copied.
     axis : int
@@ -226,6 +261,10 @@ def softmax(
     >>> fastsoftmax.softmax(np.float32([1, np.inf, np.inf]))
     array([0. , 0.5, 0.5], dtype=float32)
     """
+    if _device.is_device_array(x):
+        return _device.rowwise("softmax", x, axis, algorithm, isa, out, num_threads, temperature)
+    if _device.is_foreign_host_array(x):
+        return _foreign_rowwise(_core.softmax, x, axis, algorithm, isa, out, num_threads, temperature)
     return _core.softmax(x, axis, algorithm, isa, out, num_threads, temperature)
 
 
@@ -251,6 +290,10 @@ def log_softmax(
     >>> fastsoftmax.log_softmax([0.0, 0.0, 0.0, 0.0])
     array([-1.38629436, -1.38629436, -1.38629436, -1.38629436])
     """
+    if _device.is_device_array(x):
+        return _device.rowwise("log_softmax", x, axis, algorithm, isa, out, num_threads, temperature)
+    if _device.is_foreign_host_array(x):
+        return _foreign_rowwise(_core.log_softmax, x, axis, algorithm, isa, out, num_threads, temperature)
     return _core.log_softmax(x, axis, algorithm, isa, out, num_threads, temperature)
 
 
@@ -314,6 +357,11 @@ def softmax_topk(
     >>> indices
     array([1, 3])
     """
+    if _device.is_device_array(x):
+        return _device.topk(x, k, axis, temperature, sorted, isa, num_threads)
+    if _device.is_foreign_host_array(x):
+        values, indices = _core.softmax_topk(_device.host_view(x, "x"), k, axis, temperature, sorted, isa, num_threads)
+        return _device.like(x, values), _device.like(x, indices)
     return _core.softmax_topk(x, k, axis, temperature, sorted, isa, num_threads)
 
 
@@ -357,4 +405,16 @@ def explain(
     >>> fastsoftmax.explain(np.zeros(5), temperature=-1.0).error
     'temperature must be finite and > 0, got -1'
     """
+    if _device.is_device_array(x):
+        return _device.explain(function, x, axis, k, algorithm, temperature)
+    if _device.is_foreign_host_array(x):
+        x = _device.host_view(x, "x")
     return _core.explain(x, axis, function, k, algorithm, isa, num_threads, temperature)
+
+
+def _foreign_rowwise(function: Any, x: Any, axis: Any, algorithm: Any, isa: Any, out: Any, num_threads: Any,
+                     temperature: Any) -> Any:
+    """softmax or log_softmax of another framework's CPU array, through NumPy views of its memory."""
+    host_out = None if out is None else _device.host_view(out, "out")
+    result = function(_device.host_view(x, "x"), axis, algorithm, isa, host_out, num_threads, temperature)
+    return out if out is not None else _device.like(x, result)

@@ -166,30 +166,34 @@ FSM_HD float round_to_integer(float v) {
 }
 
 struct ExpParts {
-  float q;  // exp(u) - 1 for the reduced argument u in about [-ln2/2, ln2/2]
-  int n;    // exp(x / t) = (1 + q) * 2^n
+  float q_hi, q_lo;  // exp(u) - 1 = q_hi + q_lo for the reduced argument u in about [-ln2/2, ln2/2]
+  int n;             // exp(x / t) = (1 + q_hi + q_lo) * 2^n
 };
 
-// For input_floor <= x <= 2 fast_limit (callers raise x to the floor first). x - n * step_hi is
-// exact: for n != 0, |x| >= step/2, so x and n * step_hi are multiples of half an ulp of step_hi
-// and their difference, below step_hi in magnitude, fits in a float. u = (x - n t ln2) / t keeps
-// the rounding of 1/t out of its leading part: u_hi + u_lo with the product's error recovered.
+// For input_floor <= x <= fast_limit (callers clamp x first). x - n * step_hi is exact: for
+// n != 0, |x| >= step/2, so x and n * step_hi are multiples of half an ulp of step_hi and their
+// difference, below step_hi in magnitude, fits in a float. The rest of the reduction (n * step_lo,
+// and the rounding of 1/t) is carried beside it as u_lo, and exp(u) - 1 comes out as hi + lo, so
+// no rounding of the argument or of q reaches the outputs (measured: within 0.15 ulp of exp).
 FSM_HD ExpParts exp_parts(float x, const ExpConstants& c) {
   const float n = round_to_integer(x * c.steps_per_unit);
-  float a = fma_f(n, -c.step_hi, x);
-  a = fma_f(n, -c.step_lo, a);
+  const float a = fma_f(n, -c.step_hi, x);
   const float u_hi = a * c.inv_hi;
-  const float u_lo = fma_f(a, c.inv_lo, fma_f(a, c.inv_hi, -u_hi));
-  // exp(u) - 1 by its Taylor series to degree 7 (remainder below 2^-27 relative on |u| <= 0.35),
-  // the low part of u entering at first order only.
+  const float u_lo = fma_f(a, c.inv_hi, -u_hi) + (a * c.inv_lo - (n * c.step_lo) * c.inv_hi);
+  // exp(u) - 1 by its Taylor series to degree 7 (remainder below 2^-27 relative on |u| <= 0.35):
+  // u + u^2 (1/2 + u/6 + ...), evaluated at u_hi; the low part adds u_lo * exp(u_hi).
   float p = 1.0f / 5040;
   p = fma_f(p, u_hi, 1.0f / 720);
   p = fma_f(p, u_hi, 1.0f / 120);
   p = fma_f(p, u_hi, 1.0f / 24);
   p = fma_f(p, u_hi, 1.0f / 6);
   p = fma_f(p, u_hi, 0.5f);
-  const float q = u_hi + fma_f(u_hi * u_hi, p, u_lo);
-  return {q, static_cast<int>(n)};
+  const float w0 = (u_hi * u_hi) * p;
+  const float w = fma_f(u_lo, u_hi + w0, u_lo) + w0;  // u_lo enters as u_lo * exp(u_hi)
+  const float q_hi = u_hi + w;  // TwoSum: q_lo is the addition's exact error
+  const float back = q_hi - u_hi;
+  const float q_lo = (u_hi - (q_hi - back)) + (w - back);
+  return {q_hi, q_lo, static_cast<int>(n)};
 }
 // The exp method in kernel names: range reduction by ln 2, then a degree-7 polynomial.
 inline constexpr const char* kExpMethod = "rr1p7";
@@ -197,12 +201,6 @@ inline constexpr const char* kExpMethod = "rr1p7";
 // 2^k for -126 <= k <= 127, exactly.
 FSM_HD float exp2_int(int k) { return float_from_bits(static_cast<std::uint32_t>(k + 127) << 23); }
 
-// A sum term (1 + q) * 2^d with d <= 0; terms below 2^-126 are dropped (against a sum >= 0.7
-// they are below 2^-125 relative: no effect on the rounded results).
-FSM_HD float sum_term(const ExpParts& e, int reference_exponent) {
-  const int d = e.n - reference_exponent;
-  return d < -126 ? 0.0f : (1.0f + e.q) * exp2_int(d);
-}
 
 // ---- Compensated sums and the row state ------------------------------------------------------
 
@@ -221,6 +219,20 @@ FSM_HD void add_to(FloatSum& s, float term) {
   s.lo += error;
 }
 FSM_HD FloatSum scaled(const FloatSum& s, float power_of_two) { return {s.hi * power_of_two, s.lo * power_of_two}; }
+// Adds the term (1 + q) * 2^d, d = n - reference_exponent <= 0, as 1 + q split exactly into its
+// rounded value and the rest (Fast2Sum, |1| > |q|): a float (1 + q) alone would carry a rounding
+// of up to 2^-24 into the sum, and so into every output of the row. Terms below 2^-126 are
+// dropped (against a sum >= 0.7 they are below 2^-125 relative: no effect on the results).
+FSM_HD float one_plus(const ExpParts& e) { return 1.0f + e.q_hi; }
+FSM_HD void add_term(FloatSum& s, const ExpParts& e, int reference_exponent) {
+  const int d = e.n - reference_exponent;
+  if (d < -126) return;
+  const float scale = exp2_int(d);
+  const float hi = one_plus(e);
+  const float lo = ((1.0f - hi) + e.q_hi) + e.q_lo;
+  add_to(s, hi * scale);
+  s.lo += lo * scale;
+}
 
 // Below every exponent a term can have (inputs are raised to kExpInputFloor * t).
 inline constexpr int kNoExponent = -(1 << 24);
@@ -260,7 +272,7 @@ FSM_HD RowState merge(const RowState& a, const RowState& b) {
 // Adds one element (clamped) to a state whose
 // exponent is at least x's: the three-pass sums, with the exponent of the row maximum.
 FSM_HD void add_element(RowState& s, float x_clamped, const ExpConstants& c) {
-  add_to(s.sum, sum_term(exp_parts(x_clamped, c), s.exponent));
+  add_term(s.sum, exp_parts(x_clamped, c), s.exponent);
 }
 // Adds one element to a state whose exponent follows its elements (two_pass and online): a
 // larger exponent rescales the sum first, by an exact power of two.
@@ -270,7 +282,7 @@ FSM_HD void add_element_rescaling(RowState& s, float x_clamped, const ExpConstan
     s.sum = sum_at(s, e.n);
     s.exponent = e.n;
   }
-  add_to(s.sum, sum_term(e, s.exponent));
+  add_term(s.sum, e, s.exponent);
 }
 // The bookkeeping of every element whatever the algorithm: the maximum and the +inf count.
 FSM_HD void note_element(RowState& s, float x) {
@@ -330,19 +342,59 @@ FSM_HD float scale_output(float y, int d) {
 // softmax output exp(x / t) / (sum * 2^exponent) = (1 + q) / sum * 2^(n - exponent).
 FSM_HD float softmax_output(float x_clamped, const OutputScale& o, const ExpConstants& c) {
   const ExpParts e = exp_parts(x_clamped, c);
-  const float y = o.inv_hi + fma_f(o.inv_hi, e.q, fma_f(o.inv_lo, e.q, o.inv_lo));
-  return scale_output(y, e.n - o.exponent);
+  // (inv_hi + inv_lo) (1 + q_hi + q_lo): every part below inv_hi summed first, one rounding each.
+  float low = fma_f(o.inv_lo, e.q_hi, o.inv_lo);
+  low = fma_f(o.inv_hi, e.q_lo, low);
+  low = fma_f(o.inv_hi, e.q_hi, low);
+  return scale_output(o.inv_hi + low, e.n - o.exponent);
 }
 // The reloading variant stores exp(x / t) * 2^-exponent (subnormals kept), then multiplies the
 // stored terms by 1 / sum: two roundings, like the CPU's reloading kernels.
-FSM_HD float stored_term(float x_clamped, int reference_exponent, const ExpConstants& c) {
+// The sum takes each term exactly (add_term), not as stored.
+FSM_HD float stored_term(float x_clamped, FloatSum& sum, int reference_exponent, const ExpConstants& c) {
   const ExpParts e = exp_parts(x_clamped, c);
-  return scale_output(1.0f + e.q, e.n - reference_exponent);
+  add_term(sum, e, reference_exponent);
+  return scale_output(one_plus(e) + e.q_lo, e.n - reference_exponent);
 }
 FSM_HD float reloaded_output(float term, const OutputScale& o) { return fma_f(term, o.inv_hi, term * o.inv_lo); }
 // log_softmax output (x - max) / t - log(sum_i exp((x_i - max) / t)).
 FSM_HD float log_softmax_output(float x, const OutputScale& o, const ExpConstants& c) {
   return fma_f(x - o.max, c.inv_hi, -o.log_shift);
+}
+
+// ---- The checked path: rows whose state is not fast --------------------------------------------
+// The CPU's special-value rules: NaN anywhere, or only -inf: NaN; +inf entries share the mass
+// (1/count each, log: -log(count)), the others get 0 (log: -inf); finite values beyond the fast
+// range: exp((x - max) / t) / sum in double, over the whole row (checked_term).
+
+FSM_HD double exp_double(double v) {
+#if defined(__CUDA_ARCH__)
+  return exp(v);
+#else
+  return std::exp(v);
+#endif
+}
+FSM_HD double log_double(double v) {
+#if defined(__CUDA_ARCH__)
+  return log(v);
+#else
+  return std::log(v);
+#endif
+}
+// Whether the row needs the sum of checked_term over its elements (finite maximum).
+FSM_HD bool checked_needs_sum(const RowState& s) { return s.max == s.max && s.max - s.max == 0.0f; }
+FSM_HD double checked_term(float x, const RowState& s, const ExpConstants& c) {
+  return exp_double((static_cast<double>(x) - s.max) * c.inverse);
+}
+FSM_HD float checked_output(float x, const RowState& s, double sum, bool log, const ExpConstants& c) {
+  const float nan = float_from_bits(0x7fc00000u), inf = float_from_bits(0x7f800000u);
+  if (is_nan(s.max) || s.max == -inf) return nan;
+  if (s.max == inf) {
+    if (x != inf) return log ? -inf : 0.0f;
+    return static_cast<float>(log ? -log_double(static_cast<double>(s.inf_count)) : 1.0 / s.inf_count);
+  }
+  const double d = (static_cast<double>(x) - s.max) * c.inverse;
+  return static_cast<float>(log ? d - log_double(sum) : exp_double(d) / sum);
 }
 
 }  // namespace fastsoftmax::cuda

@@ -193,38 +193,19 @@ struct BlockGroup {
 
 // ---- The checked path ------------------------------------------------------------------------
 
-// The outputs of a row whose state is not fast, by the special-value rules of the CPU's checked
-// path: NaN anywhere: NaN; +inf entries: 1/count each (log: -log(count)), others 0 (-inf); only
-// -inf: NaN; finite values beyond the fast range: exp((x - max) / t) / sum in double. The group's
-// threads read the row again (rows here are rare: the cost is not the fast paths').
-// Writes y[begin..end) of a row of n; the sums run over the whole row.
+// Writes y[begin..end) of a row of n whose state is not fast, by device_math.h's checked rules;
+// the sum runs over the whole row. The group's threads read the row again (such rows are rare:
+// the cost is not the fast paths').
 template <class T, class Group>
 __device__ void checked_row(const T* x, T* y, std::int64_t n, std::int64_t begin, std::int64_t end, bool log,
                             const RowState& s, const ExpConstants& c, const Group& group) {
-  const float nan = __int_as_float(0x7fc00000);
-  const float inf = __int_as_float(0x7f800000);
-  if (is_nan(s.max) || s.max == -inf) {
-    for (std::int64_t i = begin + group.rank; i < end; i += group.size()) y[i] = from_float<T>(nan);
-    return;
-  }
-  if (s.max == inf) {
-    const double share = 1.0 / static_cast<double>(s.inf_count);
-    const float hit = static_cast<float>(log ? -::log(static_cast<double>(s.inf_count)) : share);
-    const float miss = log ? -inf : 0.0f;
-    for (std::int64_t i = begin + group.rank; i < end; i += group.size()) {
-      y[i] = from_float<T>(to_float(x[i]) == inf ? hit : miss);
-    }
-    return;
-  }
   double sum = 0.0;
-  for (std::int64_t i = group.rank; i < n; i += group.size()) {
-    sum += ::exp((static_cast<double>(to_float(x[i])) - s.max) * c.inverse);
+  if (checked_needs_sum(s)) {
+    for (std::int64_t i = group.rank; i < n; i += group.size()) sum += checked_term(to_float(x[i]), s, c);
+    sum = group.sum(sum);
   }
-  sum = group.sum(sum);
-  const double log_sum = ::log(sum);
   for (std::int64_t i = begin + group.rank; i < end; i += group.size()) {
-    const double d = (static_cast<double>(to_float(x[i])) - s.max) * c.inverse;
-    y[i] = from_float<T>(static_cast<float>(log ? d - log_sum : ::exp(d) / sum));
+    y[i] = from_float<T>(checked_output(to_float(x[i]), s, sum, log, c));
   }
 }
 
@@ -355,8 +336,7 @@ __global__ void __launch_bounds__(kWarpRowsThreads, 1) warp_rows_kernel(RowsArgs
         if (!a.log) {
 #pragma unroll
           for (int i = 0; i < kColumns; ++i) {
-            v[i] = stored_term(clamp_input(v[i], a.c), sums.exponent, a.c);
-            add_to(sums.sum, v[i]);
+            v[i] = stored_term(clamp_input(v[i], a.c), sums.sum, sums.exponent, a.c);
           }
         } else {
           sums = sum_state(maxima, a.c, each);
@@ -440,9 +420,7 @@ __global__ void __launch_bounds__(kMaxBlockThreads, 1) block_rows_kernel(RowsArg
         sums.exponent = exponent_of_max(clamp_input(state.max, a.c), a.c);
         sums.sum = {};
         write_elements<T, false>(cached, offset, y, 0, a.n, g.rank, g.size(), [&](std::int64_t, float v) {
-          const float term = stored_term(clamp_input(v, a.c), sums.exponent, a.c);
-          add_to(sums.sum, term);
-          return term;
+          return stored_term(clamp_input(v, a.c), sums.sum, sums.exponent, a.c);
         });
         state = with_maxima(g.reduce(sums), state);
       } else {
@@ -511,9 +489,7 @@ __global__ void __launch_bounds__(kSplitThreads, 1) split_state_kernel(RowsArgs<
         sums.sum = {};
         T* y = a.y + row * a.y_row_stride;
         write_elements<T, false>(GlobalRow<T>{x}, offset, y, begin, end, g.rank, g.size(), [&](std::int64_t, float v) {
-          const float term = stored_term(clamp_input(v, a.c), sums.exponent, a.c);
-          add_to(sums.sum, term);
-          return term;
+          return stored_term(clamp_input(v, a.c), sums.sum, sums.exponent, a.c);
         });
         state = g.reduce(sums);
       } else {
@@ -706,26 +682,17 @@ __global__ void __launch_bounds__(kTopkThreads, 1) topk_kernel(TopkArgs<T> a) {
         __syncthreads();
       }
     }
-    // Probabilities: the fast formula; +inf rows share the mass; huge values by the checked sum.
-    double checked_sum = 0.0;
+    // Probabilities: the fast formula, or the checked rules (+inf rows, huge values).
     const bool fast = fast_state(state, a.c);
-    if (!fast && state.max != inf) {
-      for (std::int64_t i = g.rank; i < a.n; i += g.size()) {
-        checked_sum += ::exp((static_cast<double>(global.at(i)) - state.max) * a.c.inverse);
-      }
+    double checked_sum = 0.0;
+    if (!fast && checked_needs_sum(state)) {
+      for (std::int64_t i = g.rank; i < a.n; i += g.size()) checked_sum += checked_term(global.at(i), state, a.c);
       checked_sum = g.sum(checked_sum);
     }
     const OutputScale o = fast ? output_scale(state, a.c) : OutputScale{};
     for (int j = g.rank; j < a.k; j += g.size()) {
       const float v = key_value(candidate_keys[j]);
-      float p;
-      if (fast) {
-        p = softmax_output(clamp_input(v, a.c), o, a.c);
-      } else if (state.max == inf) {
-        p = v == inf ? static_cast<float>(1.0 / state.inf_count) : 0.0f;
-      } else {
-        p = static_cast<float>(::exp((static_cast<double>(v) - state.max) * a.c.inverse) / checked_sum);
-      }
+      const float p = fast ? softmax_output(clamp_input(v, a.c), o, a.c) : checked_output(v, state, checked_sum, false, a.c);
       values[j * a.out_stride] = from_float<T>(p);
       indices[j * a.out_stride] = candidate_indices[j];
     }
