@@ -29,6 +29,7 @@ import sysconfig
 from pathlib import Path
 
 import fastsoftmax
+from fastsoftmax import _core
 import pytest
 
 HERE = Path(__file__).resolve().parent
@@ -178,7 +179,8 @@ def _consumer_executable(build: Path) -> Path:
     pytest.fail(f"the consumer executable was not found under {build}")
 
 
-def build_and_run_consumer(cmake: CMake, build: Path, *defines: str, expected_dir: Path) -> str:
+def build_and_run_consumer(cmake: CMake, build: Path, *defines: str, expected_dir: Path,
+                           expect_cuda: bool = _core.cuda_compiled) -> str:
     """Configures, builds and runs tests/cpp_consumer; returns the program's output."""
     cmake.configure(CONSUMER_SOURCE, build, *defines, what="the consumer")
     found = _cached_package_dir(build)
@@ -188,6 +190,17 @@ def build_and_run_consumer(cmake: CMake, build: Path, *defines: str, expected_di
     output = cmake.run([_consumer_executable(build)], "run the consumer", RUN_TIMEOUT)
     print(output)
     assert "consumer ok" in output, "\n".join(cmake.log)
+    # The CUDA backend's consumer, built where the package has fastsoftmax::fastsoftmax_cuda.
+    cuda_consumer = [build / name for name in ("consumer_cuda", "consumer_cuda.exe", "Release/consumer_cuda.exe")]
+    built = [path for path in cuda_consumer if path.is_file()]
+    if expect_cuda:
+        assert built, "the package has the CUDA backend, but the consumer did not build consumer_cuda"
+    else:
+        assert not built, "a package without the CUDA backend gave the consumer fastsoftmax::fastsoftmax_cuda"
+    for path in built:
+        cuda_output = cmake.run([path], "run the CUDA consumer", RUN_TIMEOUT)
+        print(cuda_output)
+        assert "cuda consumer ok" in cuda_output, cuda_output
     return output
 
 
@@ -239,7 +252,10 @@ def test_consumer_with_cmake_install(cmake, tmp_path):
         pytest.skip(f"no fastsoftmax source tree at {REPO_ROOT}")
     library_build = tmp_path / "library-build"
     prefix = tmp_path / "prefix"
-    cmake.configure(REPO_ROOT, library_build, f"-DCMAKE_INSTALL_PREFIX={prefix}", what="the library")
+    # CPU only: the library builds and installs without the CUDA backend too (and CI's time
+    # goes to one CUDA build, the package's).
+    cmake.configure(REPO_ROOT, library_build, f"-DCMAKE_INSTALL_PREFIX={prefix}", "-DFASTSOFTMAX_CUDA=OFF",
+                    what="the library")
     cmake.build(library_build, "the library")
     cmake.run([cmake.executable, "--install", library_build, "--config", "Release"], "install the library",
               CONFIGURE_TIMEOUT)
@@ -254,4 +270,4 @@ def test_consumer_with_cmake_install(cmake, tmp_path):
     assert any(p.suffix in (".a", ".lib") for p in libraries), f"no static library next to {config_dirs[0]}"
 
     build_and_run_consumer(cmake, tmp_path / "consumer", f"-DCMAKE_PREFIX_PATH={prefix}",
-                           expected_dir=config_dirs[0])
+                           expected_dir=config_dirs[0], expect_cuda=False)

@@ -28,6 +28,7 @@ device calls.
 
 from __future__ import annotations
 
+import inspect
 import zlib
 
 import fastsoftmax
@@ -67,7 +68,10 @@ pytestmark = [
 ]
 
 ALGORITHMS = ("auto", "two_pass", "three_pass_reload", "three_pass_recompute", "online")
-TOPK_ALGORITHMS = ("auto", "online")
+# softmax_topk's algorithms: "online" too where the Python function takes algorithm= (the device
+# path otherwise always runs "auto", the fused online pass).
+TOPK_TAKES_ALGORITHM = "algorithm" in inspect.signature(fastsoftmax.softmax_topk).parameters
+TOPK_ALGORITHMS = ("auto", "online") if TOPK_TAKES_ALGORITHM else ("auto",)
 DTYPES = ("float32", "float16", "bfloat16")
 FUNCS = ("softmax", "log_softmax")
 SEED = 20250611
@@ -109,9 +113,7 @@ def rng_for(*key) -> np.random.Generator:
 
 def normal_rows(rows: int, n: int, *key, scale: float = 4.0) -> np.ndarray:
     """rows x n float32 values ~ N(0, scale)."""
-    return (rng_for(rows, n, *key).standard_normal((rows, n), dtype=np.float32) * np.float32(scale)).astype(
-        np.float32
-    )
+    return (rng_for(rows, n, *key).standard_normal((rows, n), dtype=np.float32) * np.float32(scale)).astype(np.float32)
 
 
 def to_device(x: np.ndarray, dtype: str) -> torch.Tensor:
@@ -456,7 +458,11 @@ def test_temperature(func, dtype, algorithm, temperature):
         x = to_device(x64, dtype)
         y = run(func, x, algorithm=algorithm, temperature=temperature)
         check_device(
-            y, x, dtype, func == "log_softmax", temperature=temperature,
+            y,
+            x,
+            dtype,
+            func == "log_softmax",
+            temperature=temperature,
             context=f"{func} {dtype} {algorithm} T={temperature} {rows}x{n}",
         )
 
@@ -658,6 +664,13 @@ def expected_topk(x: np.ndarray, k: int) -> np.ndarray:
     return order
 
 
+def softmax_topk(x, k: int, algorithm: str = "auto", **kwargs):
+    """fastsoftmax.softmax_topk, with algorithm= only when it is not "auto"."""
+    if algorithm != "auto":
+        kwargs["algorithm"] = algorithm
+    return fastsoftmax.softmax_topk(x, k, **kwargs)
+
+
 def check_topk(
     values,
     indices,
@@ -697,8 +710,16 @@ def check_topk(
     assert np.isnan(got_val[special]).all(), f"{context}: NaN rows"
     ok = ~special
     if ok.any():
-        check(got_val[ok], x_at[ok], dtype, False, temperature, context=context, ref=ref_at[ok],
-              bound=bound_of(dtype, False, x64.shape[-1]))
+        check(
+            got_val[ok],
+            x_at[ok],
+            dtype,
+            False,
+            temperature,
+            context=context,
+            ref=ref_at[ok],
+            bound=bound_of(dtype, False, x64.shape[-1]),
+        )
 
 
 TOPK_SHAPES = ((1, 300), (3, 4097), (64, 32000), (1, 128256), (1, 2**20 + 3))
@@ -729,9 +750,16 @@ def test_topk(k, dtype, algorithm):
         for kind in ("normal", "integers"):
             x64, want, ref = topk_case(rows, n, kind, dtype)
             x = to_device(x64, dtype)
-            values, indices = fastsoftmax.softmax_topk(x, k, algorithm=algorithm)
-            check_topk(values, indices, x, k, dtype, expected=(want, ref),
-                       context=f"topk k={k} {dtype} {algorithm} {rows}x{n} {kind}")
+            values, indices = softmax_topk(x, k, algorithm)
+            check_topk(
+                values,
+                indices,
+                x,
+                k,
+                dtype,
+                expected=(want, ref),
+                context=f"topk k={k} {dtype} {algorithm} {rows}x{n} {kind}",
+            )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -763,11 +791,17 @@ def test_topk_ties_and_specials(dtype):
     for algorithm in TOPK_ALGORITHMS:
         for sorted_ in (True, False):
             for temperature in (1.0, 0.5):
-                values, indices = fastsoftmax.softmax_topk(
-                    x, k, algorithm=algorithm, sorted=sorted_, temperature=temperature
+                values, indices = softmax_topk(x, k, algorithm, sorted=sorted_, temperature=temperature)
+                check_topk(
+                    values,
+                    indices,
+                    x,
+                    k,
+                    dtype,
+                    temperature,
+                    sorted_,
+                    context=f"topk specials {dtype} {algorithm} sorted={sorted_} T={temperature}",
                 )
-                check_topk(values, indices, x, k, dtype, temperature, sorted_,
-                           context=f"topk specials {dtype} {algorithm} sorted={sorted_} T={temperature}")
 
 
 def test_topk_leading_dims_and_stream():
@@ -829,8 +863,10 @@ def test_explain_device_calls():
 def test_explain_refusals():
     """float64 device arrays and non-adjacent axes: refused by explain too (ok False with the
     reason, or ValueError as the call itself)."""
-    for x, kwargs in ((torch.empty(4, 10, dtype=torch.float64, device="cuda"), {}),
-                      (torch.empty(16, 64, device="cuda"), {"axis": 0})):
+    for x, kwargs in (
+        (torch.empty(4, 10, dtype=torch.float64, device="cuda"), {}),
+        (torch.empty(16, 64, device="cuda"), {"axis": 0}),
+    ):
         try:
             e = explain(x, **kwargs)
         except ValueError:

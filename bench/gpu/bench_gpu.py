@@ -30,8 +30,8 @@ unless the arguments are wrong.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-import math
 import os
 import platform
 import statistics
@@ -80,9 +80,9 @@ def load_peers():
     except Exception as e:  # noqa: BLE001 - a broken Triton is a missing peer
         peers["triton"] = (None, f"import failed: {e!r}")
     fs, why = load_fastsoftmax()
-    peers["fastsoftmax"] = ((lambda x: fs.softmax(x)) if fs else None, why)
+    peers["fastsoftmax"] = (fs.softmax if fs else None, why)
     for algorithm in ALGORITHMS:
-        call = (lambda a: (lambda x: fs.softmax(x, algorithm=a)))(algorithm) if fs else None
+        call = functools.partial(fs.softmax, algorithm=algorithm) if fs else None
         peers[f"fastsoftmax:{algorithm}"] = (call, why)
     return peers
 
@@ -158,11 +158,9 @@ def copy_bandwidth(reps: int, timer: Timer) -> dict:
     """Device-to-device copy of COPY_BYTES: GB/s counting bytes read + written."""
     x = torch.ones(COPY_BYTES // 4, dtype=torch.float32, device="cuda")
     y = torch.empty_like(x)
-    result = run_rounds({"copy": lambda: y.copy_(x)}, reps, 3, timer)
+    result = run_rounds({"copy": functools.partial(y.copy_, x)}, reps, 3, timer)
     times = result["samples"]["copy"]
     median = statistics.median(times)
-    del x, y
-    torch.cuda.empty_cache()
     return {"bytes": 2 * COPY_BYTES, "samples_ms": times, "median_ms": median, "gbps": 2 * COPY_BYTES / median / 1e6}
 
 
@@ -182,7 +180,7 @@ def max_abs_diff(y, ref) -> float | None:
 def bench_softmax(rows: int, n: int, dtype: str, peers: dict, reps: int, timer: Timer, copy_gbps: float) -> dict:
     x = (torch.randn(rows, n, device="cuda") * 4).to(torch_dtype(dtype))
     ref = torch.softmax(x.double(), dim=-1)
-    calls = {name: ((lambda f: (lambda: f(x)))(fn) if fn else None) for name, (fn, _) in peers.items()}
+    calls = {name: (functools.partial(fn, x) if fn else None) for name, (fn, _) in peers.items()}
     # Accuracy first (also triggers compilation), then the timing rounds.
     diffs, errors = {}, {}
     for name, fn in calls.items():
@@ -219,14 +217,17 @@ def bench_softmax(rows: int, n: int, dtype: str, peers: dict, reps: int, timer: 
             }
         else:
             results[name] = {"error": errors.get(name, "no samples")}
-    del x
     return {"rows": rows, "n": n, "dtype": dtype, "bytes": moved, "peers": results}
 
 
 def bench_topk(rows: int, n: int, dtype: str, k: int, fs, why: str, reps: int, timer: Timer) -> dict:
     x = (torch.randn(rows, n, device="cuda") * 4).to(torch_dtype(dtype))
-    calls = {"torch softmax+topk": lambda: torch.topk(torch.softmax(x, dim=-1), k)}
-    calls["fastsoftmax.softmax_topk"] = (lambda: fs.softmax_topk(x, k)) if fs else None
+
+    def torch_topk():
+        return torch.topk(torch.softmax(x, dim=-1), k)
+
+    calls = {"torch softmax+topk": torch_topk}
+    calls["fastsoftmax.softmax_topk"] = functools.partial(fs.softmax_topk, x, k) if fs else None
     errors = {} if fs else {"fastsoftmax.softmax_topk": why}
     same_indices = same_values = None
     if fs:
@@ -250,9 +251,15 @@ def bench_topk(rows: int, n: int, dtype: str, k: int, fs, why: str, reps: int, t
             if times
             else {"error": errors.get(name, "no samples")}
         )
-    del x
-    return {"rows": rows, "n": n, "dtype": dtype, "k": k, "same_indices": same_indices, "same_values": same_values,
-            "peers": results}
+    return {
+        "rows": rows,
+        "n": n,
+        "dtype": dtype,
+        "k": k,
+        "same_indices": same_indices,
+        "same_values": same_values,
+        "peers": results,
+    }
 
 
 # ---- Report -------------------------------------------------------------------------------------
@@ -295,12 +302,16 @@ def markdown(report: dict) -> str:
             cells.append(f"{r['gbps']:.0f} ({r['fraction_of_copy']:.2f})" if "gbps" in r else "n/a")
         fs, th = case["peers"].get("fastsoftmax", {}), case["peers"].get("torch", {})
         speedup = f"{th['median_ms'] / fs['median_ms']:.2f}x" if "median_ms" in fs and "median_ms" in th else "n/a"
-        lines.append(f"| {shape_name(case['rows'], case['n'])} | {case['dtype']} | " + " | ".join(cells) + f" | {speedup} |")
+        lines.append(
+            f"| {shape_name(case['rows'], case['n'])} | {case['dtype']} | " + " | ".join(cells) + f" | {speedup} |"
+        )
     if report.get("topk"):
         lines.append("")
         lines.append("## softmax_topk: ms per call (median)")
         lines.append("")
-        lines.append("| shape | dtype | k | torch softmax+topk | fastsoftmax.softmax_topk | speedup | same values / indices |")
+        lines.append(
+            "| shape | dtype | k | torch softmax+topk | fastsoftmax.softmax_topk | speedup | same values / indices |"
+        )
         lines.append("| --- | --- | ---: | ---: | ---: | ---: | --- |")
         for case in report["topk"]:
             t = case["peers"].get("torch softmax+topk", {})
@@ -394,6 +405,7 @@ def main(argv=None) -> int:
         if fn is None:
             report["notes"].append(f"{name}: n/a ({why})")
     copy = copy_bandwidth(max(reps, 10), timer)
+    torch.cuda.empty_cache()  # the copy's 2 GiB
     report["copy"] = copy
     write(report, args.out)
     print(f"device copy: {copy['gbps']:.0f} GB/s", flush=True)
@@ -429,8 +441,14 @@ def main(argv=None) -> int:
                     try:
                         case = bench_topk(rows, n, dtype, k, fs, why, reps, timer)
                     except Exception as e:  # noqa: BLE001
-                        case = {"rows": rows, "n": n, "dtype": dtype, "k": k, "peers": {},
-                                "error": traceback.format_exc()}
+                        case = {
+                            "rows": rows,
+                            "n": n,
+                            "dtype": dtype,
+                            "k": k,
+                            "peers": {},
+                            "error": traceback.format_exc(),
+                        }
                         report["notes"].append(f"topk {shape_name(rows, n)} {dtype} k={k}: {type(e).__name__}: {e}")
                     report["topk"].append(case)
                     write(report, args.out)

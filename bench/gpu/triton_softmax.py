@@ -79,7 +79,7 @@ def _num_warps(block: int) -> int:
     return 16
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _device_limits(device_index: int) -> tuple[int, int, int, int]:
     """(SM count, registers, threads and shared memory bytes per SM) of a device."""
     props = torch.cuda.get_device_properties(device_index)
@@ -91,7 +91,7 @@ def _device_limits(device_index: int) -> tuple[int, int, int, int]:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _resources(device_index: int, dtype, block: int, num_warps: int) -> tuple[int, int]:
     """(registers per thread, shared memory bytes) of the compiled kernel for these constants:
     from Triton's compiled kernel when its warmup() API is there, else an estimate."""

@@ -220,7 +220,7 @@ Data<T> make_data(Shape shape, std::uint64_t seed) {
   return d;
 }
 
-// A device buffer of `count` elements of T, fully initialized (from `host`, or 0xFF bytes).
+// A device buffer of `count` elements of T (its users fill all of it before anything reads it).
 template <class T>
 struct DeviceBuffer {
   T* ptr = nullptr;
