@@ -293,3 +293,49 @@ def test_device_arrays_without_a_device_fail_cleanly():
         pytest.skip("a CUDA device is present")
     with pytest.raises((TypeError, BufferError, RuntimeError)):
         fastsoftmax.softmax(FakeDeviceArray())
+
+
+class FakeInterfaceArray:
+    """A __cuda_array_interface__ producer whose pointer is host memory."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+        self.shape = array.shape
+        self.__cuda_array_interface__ = {
+            "shape": array.shape, "typestr": array.dtype.str, "data": (array.ctypes.data, False), "version": 3,
+            "strides": None, "stream": None,
+        }
+
+
+def test_cuda_array_interface_of_host_memory_is_refused():
+    x = FakeInterfaceArray(np.ones((2, 8), np.float32))
+    with pytest.raises(TypeError, match="pass out="):
+        fastsoftmax.softmax(x)  # no framework to allocate in
+    with pytest.raises((ValueError, RuntimeError)):
+        fastsoftmax.softmax(x, out=FakeInterfaceArray(np.zeros((2, 8), np.float32)))
+    assert np.all(x.array == 1)
+
+
+@pytest.mark.parametrize("versioned", [False, True])
+def test_dlpack_capsules_are_read_and_consumed(versioned):
+    """NumPy's own capsules (CPU memory): parsed, consumed, and refused as not device memory."""
+    x = np.ones((2, 8), np.float32)
+    out = np.zeros_like(x)
+    kwargs = {"max_version": (1, 0)} if versioned else {}
+    try:
+        capsule, out_capsule = x.__dlpack__(**kwargs), out.__dlpack__(**kwargs)
+    except TypeError:
+        pytest.skip("this NumPy exports no versioned DLPack")
+    with pytest.raises(ValueError, match="x is not in CUDA device memory"):
+        _cuda.run("softmax", capsule, out_capsule, None, -1, "auto", 1.0, None, True, 0)
+    assert "used_dltensor" in repr(capsule)  # consumed, as the protocol asks
+    assert np.all(out == 0)
+    with pytest.raises(TypeError, match="expected a DLPack capsule"):
+        _cuda.run("softmax", capsule, out.__dlpack__(), None, -1, "auto", 1.0, None, True, 0)
+
+
+def test_device_argument_errors_come_first():
+    """Bad temperature, k or algorithm are reported before anything about memory."""
+    x = np.ones((2, 8), np.float32)
+    with pytest.raises(ValueError, match="temperature must be finite"):
+        _cuda.explain("softmax", x.__dlpack__(), -1, "auto", -1.0, None)

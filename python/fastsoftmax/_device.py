@@ -166,7 +166,8 @@ def explain(function: str, x: Any, axis: Any, k: Any, algorithm: Any, temperatur
 
 
 def host_view(x: Any, name: str) -> np.ndarray:
-    """A NumPy view (no copy) of a CPU array that exports DLPack."""
+    """A NumPy view (no copy) of a CPU array that exports DLPack (read-only where the producer
+    says so, or exports only the unversioned protocol to an older NumPy)."""
     try:
         return np.from_dlpack(x)
     except (BufferError, TypeError, RuntimeError) as error:

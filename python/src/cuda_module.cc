@@ -113,7 +113,6 @@ Operation operation_argument(const std::string& name) {
 // The Call of a device array: x along `axis`, the outputs (when given) with their own rows.
 Call device_call(Operation operation, const ArrayView& x, const ArrayView* out, const ArrayView* indices,
                  py::handle axis, py::handle algorithm, py::handle temperature, py::handle k, py::handle sorted) {
-  if (!on_cuda_device(x)) throw py::value_error("x is not in CUDA device memory");
   if (x.shape.empty()) throw py::value_error("x must have at least one dimension");
   Call call;
   call.operation = operation;
@@ -133,6 +132,7 @@ Call device_call(Operation operation, const ArrayView& x, const ArrayView* out, 
   if (const Problem early = validate_device(call); early != Problem::kNone && early != Problem::kNullOperand) {
     throw py::value_error(problem_message(early, call));
   }
+  if (!on_cuda_device(x)) throw py::value_error("x is not in CUDA device memory");
   const ArrayView* outputs[2] = {out, indices};
   for (int i = 0; i < 2 && outputs[i] != nullptr; ++i) {
     const ArrayView& o = *outputs[i];
