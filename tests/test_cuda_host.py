@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import importlib.util
 
+import fastsoftmax
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import fastsoftmax
 from reference import assert_matches_reference, default_bound, reference, ulp_error
 
 if importlib.util.find_spec("fastsoftmax._cuda") is None:
     pytest.skip("this build has no CUDA backend (no nvcc at build time)", allow_module_level=True)
 
-from fastsoftmax import _cuda  # noqa: E402
+from fastsoftmax import _cuda
 
 ALGORITHMS = ["two_pass", "three_pass_reload", "three_pass_recompute", "online"]
 LANES = [1, 4, 32]

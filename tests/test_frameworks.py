@@ -5,10 +5,9 @@ PyTorch, where installed, is checked the same way."""
 
 from __future__ import annotations
 
+import fastsoftmax
 import numpy as np
 import pytest
-
-import fastsoftmax
 from reference import assert_matches_reference
 
 

@@ -29,7 +29,7 @@ def _dlpack_device(x: Any) -> tuple[int, int] | None:
         return None
     try:
         device_type, device_id = x.__dlpack_device__()
-    except Exception:  # a producer that cannot say (e.g. an unsupported dtype) is not ours to take
+    except (TypeError, ValueError, AttributeError, BufferError, RuntimeError):  # a producer that cannot say
         return None
     return int(device_type), int(device_id)
 
