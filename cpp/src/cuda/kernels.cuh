@@ -567,7 +567,7 @@ struct TopkArgs {
 template <class T>
 __global__ void __launch_bounds__(kTopkThreads, 1) topk_kernel(TopkArgs<T> a) {
   __shared__ __align__(8) RowState scratch[kTopkThreads / 32];
-  __shared__ unsigned histogram[256];
+  __shared__ unsigned long long histogram[256];  // 64-bit: rows may exceed 2^32 elements
   __shared__ unsigned candidate_keys[kTopkCapacity];
   __shared__ std::int64_t candidate_indices[kTopkCapacity];
   __shared__ unsigned selected_prefix, still_needed, above_count, equal_taken;
@@ -585,7 +585,7 @@ __global__ void __launch_bounds__(kTopkThreads, 1) topk_kernel(TopkArgs<T> a) {
     const RowState state = g.reduce(one_pass_state<Algorithm::kOnline>(a.c, [&](auto&& f) {
       for_each_element<T>(global, offset, 0, a.n, g.rank, g.size(), [&](std::int64_t, float v) {
         f(v);
-        atomicAdd(&histogram[order_key(v) >> 24], 1u);
+        atomicAdd(&histogram[order_key(v) >> 24], 1ull);
       });
     }));
     if (is_nan(state.max) || state.max == -inf) {  // NaN probabilities at indices 0..k-1
@@ -606,15 +606,15 @@ __global__ void __launch_bounds__(kTopkThreads, 1) topk_kernel(TopkArgs<T> a) {
         __syncthreads();
         for_each_element<T>(global, offset, 0, a.n, g.rank, g.size(), [&](std::int64_t, float v) {
           const unsigned key = order_key(v);
-          if ((key & prefix_mask) == prefix) atomicAdd(&histogram[(key >> shift) & 255u], 1u);
+          if ((key & prefix_mask) == prefix) atomicAdd(&histogram[(key >> shift) & 255u], 1ull);
         });
       }
       __syncthreads();
       if (g.rank == 0) {
-        unsigned above = 0;
+        unsigned long long above = 0;
         int bin = 255;
         while (above + histogram[bin] < still_needed) above += histogram[bin--];
-        still_needed -= above;
+        still_needed -= static_cast<unsigned>(above);  // above < still_needed <= k here
         selected_prefix = prefix | (static_cast<unsigned>(bin) << shift);
       }
       __syncthreads();
@@ -647,8 +647,10 @@ __global__ void __launch_bounds__(kTopkThreads, 1) topk_kernel(TopkArgs<T> a) {
         candidate_indices[above_total + before] = i;
       }
       __syncthreads();
-      if (g.rank == 0) {
-        for (int w = 0; w < g.size() / 32; ++w) equal_taken += warp_equal[w];
+      if (g.rank == 0) {  // capped at `needed`: no overflow however many keys equal K
+        unsigned tile_equal = 0;
+        for (int w = 0; w < g.size() / 32; ++w) tile_equal += warp_equal[w];
+        equal_taken = equal_taken + tile_equal < needed ? equal_taken + tile_equal : needed;
       }
       __syncthreads();
     }
