@@ -139,6 +139,10 @@ Call device_call(Operation operation, const ArrayView& x, const ArrayView* out, 
     const char* name = i == 0 ? "out" : "indices";
     if (!on_cuda_device(o)) throw py::value_error(std::string(name) + " is not in CUDA device memory");
     if (o.read_only) throw py::value_error(std::string(name) + " is read-only");
+    if (x.device_id >= 0 && o.device_id >= 0 && o.device_id != x.device_id) {
+      throw py::value_error(std::string(name) + " is on CUDA device " + std::to_string(o.device_id) +
+                            ", x on device " + std::to_string(x.device_id) + ": they must be on the same device");
+    }
     if (o.shape.size() != x.shape.size()) throw py::value_error(std::string(name) + " must have x's dimensions");
     if (i == 0 && o.dtype != x.dtype) {
       throw py::value_error("out has dtype " + o.dtype + "; the result's dtype is " + x.dtype);

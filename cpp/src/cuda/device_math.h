@@ -147,6 +147,13 @@ inline ExpConstants exp_constants(double t) {
   const double limit = static_cast<double>(kFastRangeLimit) * t;
   c.fast_limit = static_cast<float>(limit > kFloatMax ? kFloatMax : limit);
   c.inverse = inverse;
+  // Temperatures so extreme that these float constants overflow, or that the floor no longer
+  // makes -inf entries vanish (|floor| clamped to the float maximum): every row takes the checked
+  // path (double precision), as no maximum passes fast_max.
+  if (floor < -kFloatMax || inverse > kFloatMax || step > kFloatMax || inverse * kLog2e > kFloatMax) {
+    c.fast_limit = -1.0f;
+    c.steps_per_unit = c.step_hi = c.step_lo = c.inv_hi = c.inv_lo = 0.0f;  // exp_parts stays finite
+  }
   return c;
 }
 

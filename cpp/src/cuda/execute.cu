@@ -5,6 +5,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include <string>
+
 #include "cuda/kernels.cuh"
 
 namespace fastsoftmax::cuda {
@@ -41,30 +43,30 @@ RowsArgs<T> rows_args(const Call& call, const LaunchPlan& p) {
 template <class T, Algorithm A>
 std::string launch_warp_rows(const RowsArgs<T>& a, const LaunchPlan& p, cudaStream_t stream) {
   constexpr int P = Pack<T>::kSize;
-  const dim3 grid(grid_of(p)), block(p.threads);
+  void (*kernel)(RowsArgs<T>) = nullptr;
   switch (p.columns) {
-    case P: warp_rows_kernel<T, A, P><<<grid, block, 0, stream>>>(a); break;
-    case 2 * P: warp_rows_kernel<T, A, 2 * P><<<grid, block, 0, stream>>>(a); break;
-    case 4 * P: warp_rows_kernel<T, A, 4 * P><<<grid, block, 0, stream>>>(a); break;
+    case P: kernel = warp_rows_kernel<T, A, P>; break;
+    case 2 * P: kernel = warp_rows_kernel<T, A, 2 * P>; break;
+    case 4 * P: kernel = warp_rows_kernel<T, A, 4 * P>; break;
     default:
-      if constexpr (8 * P <= kMaxWarpColumns) {
-        warp_rows_kernel<T, A, 8 * P><<<grid, block, 0, stream>>>(a);
-      }
+      if constexpr (8 * P <= kMaxWarpColumns) kernel = warp_rows_kernel<T, A, 8 * P>;
       break;
   }
+  if (kernel == nullptr) return "no warp_rows_kernel for " + std::to_string(p.columns) + " columns";
+  launch_kernel(kernel, grid_of(p), p.threads, 0, stream, a);
   return failure(cudaGetLastError(), "warp_rows_kernel launch");
 }
 
 template <class T, Algorithm A>
 std::string launch_block_rows(const RowsArgs<T>& a, const LaunchPlan& p, cudaStream_t stream) {
   constexpr std::size_t kDefaultShared = 48 * 1024;  // more needs the kernel's opt-in
-  if (p.shared_bytes > kDefaultShared) {
+  if (p.shared_bytes + sizeof(RowState) * (kMaxBlockThreads / 32) > kDefaultShared) {  // static scratch too
     const std::string e = failure(cudaFuncSetAttribute(block_rows_kernel<T, A>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                        static_cast<int>(p.shared_bytes)),
                                   "cudaFuncSetAttribute(MaxDynamicSharedMemorySize)");
     if (!e.empty()) return e;
   }
-  block_rows_kernel<T, A><<<grid_of(p), p.threads, p.shared_bytes, stream>>>(a);
+  launch_kernel(block_rows_kernel<T, A>, grid_of(p), p.threads, p.shared_bytes, stream, a);
   return failure(cudaGetLastError(), "block_rows_kernel launch");
 }
 
@@ -74,16 +76,16 @@ std::string launch_split_rows(RowsArgs<T> a, const LaunchPlan& p, cudaStream_t s
   std::string e = failure(cudaMallocAsync(&workspace, p.workspace_bytes, stream), "cudaMallocAsync (chunk states)");
   if (!e.empty()) return e;
   const std::int64_t units = a.rows * a.chunks;
-  a.chunk_states = static_cast<RowState*>(workspace);
+  a.chunk_checked = static_cast<double*>(workspace);  // first: 8-byte aligned
+  a.chunk_states = reinterpret_cast<RowState*>(a.chunk_checked + units);
   a.chunk_maxima = a.chunk_states + units;  // only three-pass plans allocate (and use) it
   const unsigned grid = grid_of(p);
   if constexpr (A == Algorithm::kThreePassRecompute || A == Algorithm::kThreePassReload) {
-    split_state_kernel<T, A, SplitPass::kMaxima><<<grid, p.threads, 0, stream>>>(a);
-    split_state_kernel<T, A, SplitPass::kSums><<<grid, p.threads, 0, stream>>>(a);
-  } else {
-    split_state_kernel<T, A, SplitPass::kSums><<<grid, p.threads, 0, stream>>>(a);
+    launch_kernel(split_state_kernel<T, A, SplitPass::kMaxima>, grid, p.threads, 0, stream, a);
   }
-  split_write_kernel<T, A><<<grid, p.threads, 0, stream>>>(a);
+  launch_kernel(split_state_kernel<T, A, SplitPass::kSums>, grid, p.threads, 0, stream, a);
+  launch_kernel(split_checked_kernel<T, A>, grid, p.threads, 0, stream, a);
+  launch_kernel(split_write_kernel<T, A>, grid, p.threads, 0, stream, a);
   e = failure(cudaGetLastError(), "split rows kernel launch");
   const std::string freed = failure(cudaFreeAsync(workspace, stream), "cudaFreeAsync (chunk states)");
   return e.empty() ? freed : e;
@@ -110,9 +112,11 @@ std::string launch_topk(const Call& call, const LaunchPlan& p, cudaStream_t stre
   a.x_row_stride = call.inputs[0].row_stride;
   a.out_row_stride = call.outputs[0].row_stride;
   a.out_stride = call.outputs[0].stride;
+  a.index_row_stride = call.outputs[1].row_stride;
+  a.index_stride = call.outputs[1].stride;
   a.k = static_cast<int>(call.k);
   a.c = exp_constants(call.options.temperature);
-  topk_kernel<T><<<grid_of(p), p.threads, 0, stream>>>(a);
+  launch_kernel(topk_kernel<T>, grid_of(p), p.threads, 0, stream, a);
   return failure(cudaGetLastError(), "topk_kernel launch");
 }
 

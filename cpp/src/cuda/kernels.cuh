@@ -9,12 +9,29 @@
 // the same way when their misalignment equals the input's, element by element otherwise.
 #pragma once
 
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
 #include <cstdint>
 
 #include "cuda/device_math.h"
 #include "cuda/launch_plan.h"
 
+// The dynamic shared memory of a kernel, and a kernel launch. tests/cuda_sim/ defines both to run
+// these kernels on the host (threads for CUDA threads) where there is no GPU.
+#if !defined(FASTSOFTMAX_CUDA_SIM)
+#define FASTSOFTMAX_DYNAMIC_SHARED(name) extern __shared__ __align__(16) unsigned char name[]
+#endif
+
 namespace fastsoftmax::cuda {
+
+#if !defined(FASTSOFTMAX_CUDA_SIM)
+template <class Args>
+void launch_kernel(void (*kernel)(Args), unsigned grid, unsigned threads, std::size_t shared_bytes,
+                   cudaStream_t stream, const Args& args) {
+  kernel<<<grid, threads, shared_bytes, stream>>>(args);
+}
+#endif
 
 constexpr unsigned kFullMask = 0xffffffffu;
 
@@ -197,6 +214,13 @@ struct BlockGroup {
 // the sum runs over the whole row. The group's threads read the row again (such rows are rare:
 // the cost is not the fast paths').
 template <class T, class Group>
+__device__ void checked_write(const T* x, T* y, std::int64_t begin, std::int64_t end, bool log, const RowState& s,
+                              double sum, const ExpConstants& c, const Group& group) {
+  for (std::int64_t i = begin + group.rank; i < end; i += group.size()) {
+    y[i] = from_float<T>(checked_output(to_float(x[i]), s, sum, log, c));
+  }
+}
+template <class T, class Group>
 __device__ void checked_row(const T* x, T* y, std::int64_t n, std::int64_t begin, std::int64_t end, bool log,
                             const RowState& s, const ExpConstants& c, const Group& group) {
   double sum = 0.0;
@@ -204,9 +228,7 @@ __device__ void checked_row(const T* x, T* y, std::int64_t n, std::int64_t begin
     for (std::int64_t i = group.rank; i < n; i += group.size()) sum += checked_term(to_float(x[i]), s, c);
     sum = group.sum(sum);
   }
-  for (std::int64_t i = begin + group.rank; i < end; i += group.size()) {
-    y[i] = from_float<T>(checked_output(to_float(x[i]), s, sum, log, c));
-  }
+  checked_write(x, y, begin, end, log, s, sum, c, group);
 }
 
 // ---- The algorithms' reductions, over any source of a thread's elements ---------------------
@@ -277,6 +299,7 @@ struct RowsArgs {
   std::int64_t chunk_elements;  // split rows: elements per chunk (a multiple of 16 bytes' worth)
   RowState* chunk_maxima;       // split rows: rows * chunks (three-pass pass 1)
   RowState* chunk_states;       // split rows: rows * chunks
+  double* chunk_checked;        // split rows: rows * chunks (checked rows' partial sums)
 };
 
 // The output of one element from its input (in float) and the row's scale.
@@ -380,7 +403,7 @@ __global__ void __launch_bounds__(kWarpRowsThreads, 1) warp_rows_kernel(RowsArgs
 // memory), and the later passes read the cache. three_pass_reload stores its terms in y.
 template <class T, Algorithm A>
 __global__ void __launch_bounds__(kMaxBlockThreads, 1) block_rows_kernel(RowsArgs<T> a) {
-  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  FASTSOFTMAX_DYNAMIC_SHARED(shared_bytes);
   __shared__ __align__(8) RowState scratch[kMaxBlockThreads / 32];
   T* cache = reinterpret_cast<T*>(shared_bytes);
   const BlockGroup g = BlockGroup::of_block(scratch);
@@ -415,7 +438,9 @@ __global__ void __launch_bounds__(kMaxBlockThreads, 1) block_rows_kernel(RowsArg
     if constexpr (A == Algorithm::kThreePassRecompute) {
       state = with_maxima(g.reduce(sum_state(state, a.c, each_cached)), state);
     } else if constexpr (A == Algorithm::kThreePassReload) {
-      if (!a.log) {
+      // Only rows that will take the fast path store terms in y: a checked row re-reads x, which
+      // is y in place.
+      if (!a.log && fast_max(state.max, a.c)) {
         RowState sums = state;
         sums.exponent = exponent_of_max(clamp_input(state.max, a.c), a.c);
         sums.sum = {};
@@ -501,6 +526,32 @@ __global__ void __launch_bounds__(kSplitThreads, 1) split_state_kernel(RowsArgs<
   }
 }
 
+// Between the state passes and pass B: each chunk's part of the checked sum of a row whose state
+// is not fast (read before any block of the row writes y).
+template <class T, Algorithm A>
+__global__ void __launch_bounds__(kSplitThreads, 1) split_checked_kernel(RowsArgs<T> a) {
+  __shared__ __align__(8) RowState scratch[kSplitThreads / 32];
+  const BlockGroup g = BlockGroup::of_block(scratch);
+  const std::int64_t units = a.rows * a.chunks;
+  for (std::int64_t unit = blockIdx.x; unit < units; unit += gridDim.x) {
+    const std::int64_t row = unit / a.chunks, chunk = unit % a.chunks;
+    RowState state = merged_chunks<T>(a.chunk_states + row * a.chunks, a.chunks, g);
+    if constexpr (A == Algorithm::kThreePassRecompute || A == Algorithm::kThreePassReload) {
+      state = with_maxima(state, merged_chunks<T>(a.chunk_maxima + row * a.chunks, a.chunks, g));
+    }
+    if (!fast_state(state, a.c) && checked_needs_sum(state)) {
+      const T* x = a.x + row * a.x_row_stride;
+      const std::int64_t begin = chunk * a.chunk_elements;
+      const std::int64_t end = begin + a.chunk_elements < a.n ? begin + a.chunk_elements : a.n;
+      double sum = 0.0;
+      for (std::int64_t i = begin + g.rank; i < end; i += g.size()) sum += checked_term(to_float(x[i]), state, a.c);
+      sum = g.sum(sum);
+      if (g.rank == 0) a.chunk_checked[unit] = sum;
+    }
+    __syncthreads();  // scratch reuse by the next unit
+  }
+}
+
 // Pass B: every block merges all chunk states of its row in chunk order, then writes its chunk
 // (re-read from L2 where it still is), with streaming stores.
 template <class T, Algorithm A>
@@ -519,7 +570,14 @@ __global__ void __launch_bounds__(kSplitThreads, 1) split_write_kernel(RowsArgs<
       state = with_maxima(state, merged_chunks<T>(a.chunk_maxima + row * a.chunks, a.chunks, g));
     }
     if (!fast_state(state, a.c)) {
-      checked_row(x, y, a.n, begin, end, a.log, state, a.c, g);
+      // The row's sum from the chunks' partial sums (split_checked_kernel), in a fixed order: no
+      // block re-reads the whole row (which other blocks may be overwriting, in place).
+      double sum = 0.0;
+      if (checked_needs_sum(state)) {
+        for (std::int64_t k = g.rank; k < a.chunks; k += g.size()) sum += a.chunk_checked[row * a.chunks + k];
+        sum = g.sum(sum);
+      }
+      checked_write(x, y, begin, end, a.log, state, sum, a.c, g);
     } else {
       const OutputScale o = output_scale(state, a.c);
       if (A == Algorithm::kThreePassReload && !a.log) {
@@ -553,8 +611,10 @@ struct TopkArgs {
   std::int64_t rows;
   std::int64_t n;
   std::int64_t x_row_stride;
-  std::int64_t out_row_stride;
+  std::int64_t out_row_stride;  // values
   std::int64_t out_stride;
+  std::int64_t index_row_stride;  // indices (their own layout in a generic Call)
+  std::int64_t index_stride;
   int k;
   ExpConstants c;
 };
@@ -577,7 +637,7 @@ __global__ void __launch_bounds__(kTopkThreads, 1) topk_kernel(TopkArgs<T> a) {
   for (std::int64_t row = blockIdx.x; row < a.rows; row += gridDim.x) {
     const T* x = a.x + row * a.x_row_stride;
     T* values = a.values + row * a.out_row_stride;
-    std::int64_t* indices = a.indices + row * a.out_row_stride;
+    std::int64_t* indices = a.indices + row * a.index_row_stride;
     const int offset = misalignment(x);
     const GlobalRow<T> global{x};
     for (int b = g.rank; b < 256; b += g.size()) histogram[b] = 0;
@@ -591,7 +651,7 @@ __global__ void __launch_bounds__(kTopkThreads, 1) topk_kernel(TopkArgs<T> a) {
     if (is_nan(state.max) || state.max == -inf) {  // NaN probabilities at indices 0..k-1
       for (int j = g.rank; j < a.k; j += g.size()) {
         values[j * a.out_stride] = from_float<T>(nan);
-        indices[j * a.out_stride] = j;
+        indices[j * a.index_stride] = j;
       }
       __syncthreads();
       continue;
@@ -696,7 +756,7 @@ __global__ void __launch_bounds__(kTopkThreads, 1) topk_kernel(TopkArgs<T> a) {
       const float v = key_value(candidate_keys[j]);
       const float p = fast ? softmax_output(clamp_input(v, a.c), o, a.c) : checked_output(v, state, checked_sum, false, a.c);
       values[j * a.out_stride] = from_float<T>(p);
-      indices[j * a.out_stride] = candidate_indices[j];
+      indices[j * a.index_stride] = candidate_indices[j];
     }
     __syncthreads();
   }

@@ -179,10 +179,11 @@ LaunchPlan plan_launch(const Call& call, const DeviceLimits& device) {
       p.grid = std::min(units, resident_blocks);
       const bool three_pass =
           p.algorithm == Algorithm::kThreePassRecompute || p.algorithm == Algorithm::kThreePassReload;
-      p.workspace_bytes = static_cast<std::size_t>(units) * sizeof(RowState) * (three_pass ? 2 : 1);
+      p.workspace_bytes = static_cast<std::size_t>(units) * (sizeof(RowState) * (three_pass ? 2 : 1) + sizeof(double));
       p.grid_reason = std::to_string(p.grid) + " blocks of " + std::to_string(p.threads) + " threads over " +
-                      std::to_string(units) + " chunks; " + (three_pass ? "3" : "2") +
-                      " kernels (chunk states, then merge and write), " + std::to_string(p.workspace_bytes) +
+                      std::to_string(units) + " chunks; " + (three_pass ? "4" : "3") +
+                      " kernels (chunk " + (three_pass ? "maxima, sums" : "states") +
+                      ", checked sums of rows that need them, then merge and write), " + std::to_string(p.workspace_bytes) +
                       " bytes of chunk states";
       break;
     }
