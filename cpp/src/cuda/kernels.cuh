@@ -544,7 +544,8 @@ __global__ void __launch_bounds__(kSplitThreads, 1) split_checked_kernel(RowsArg
       const std::int64_t begin = chunk * a.chunk_elements;
       const std::int64_t end = begin + a.chunk_elements < a.n ? begin + a.chunk_elements : a.n;
       double sum = 0.0;
-      for (std::int64_t i = begin + g.rank; i < end; i += g.size()) sum += checked_term(to_float(x[i]), state, a.c);
+      for_each_element<T>(GlobalRow<T>{x}, misalignment(x), begin, end, g.rank, g.size(),
+                          [&](std::int64_t, float v) { sum += checked_term(v, state, a.c); });
       sum = g.sum(sum);
       if (g.rank == 0) a.chunk_checked[unit] = sum;
     }
