@@ -7,7 +7,6 @@ Exits with status 1 if any (algorithm, ISA) pair misses its accuracy bound.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import platform
 import sys
 
@@ -19,18 +18,6 @@ from fastsoftmax import _core, bench
 # Self-check bound: float32 outputs within this many units in the last place of the
 # float64 reference (the kernels are designed for 2).
 MAX_ULP = 4.0
-
-
-def gpu_visible() -> str:
-    """Whether the CUDA driver reports a GPU, without needing the CUDA toolkit."""
-    try:
-        cuda = ctypes.CDLL("libcuda.so.1")
-    except OSError:
-        return "no (no CUDA driver)"
-    count = ctypes.c_int(0)
-    if cuda.cuInit(0) != 0 or cuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
-        return "no (the CUDA driver reports no usable device)"
-    return f"yes ({count.value} device(s))" if count.value else "no"
 
 
 def ulp_error(result: np.ndarray, reference: np.ndarray) -> float:
@@ -91,7 +78,9 @@ def describe_and_self_check() -> int:
         return 1
     print(f"active ISA: {active}; algorithm='auto' picks "
           + ", ".join(f"{fastsoftmax.explain(np.zeros(n, np.float32)).algorithm} for n={n}" for n in (1000, 1_000_000)))
-    print(f"CUDA compiled in: {'yes' if _core.cuda_compiled else 'no'}; GPU visible: {gpu_visible()}")
+    usable, why = fastsoftmax.cuda_available(reason=True)
+    print(f"CUDA backend compiled in: {'yes' if _core.cuda_compiled else 'no'}; usable: "
+          f"{'yes' if usable else 'no (' + why + ')'}")
     threads = _core.get_num_threads()
     print(f"threads: {threads} by default (FASTSOFTMAX_NUM_THREADS, OMP_NUM_THREADS or the CPUs available)")
     ok = self_check()
