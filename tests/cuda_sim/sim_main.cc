@@ -285,6 +285,19 @@ void run_dtype() {
       }
     }
   }
+  // Split rows whose chunks differ: one beyond the fast range, one just inside it (its part of
+  // the checked sum matters: exp(-6)), the rest ordinary.
+  if constexpr (std::is_same_v<T, float>) {
+    std::vector<float> row(9000, -3.0f);
+    row[0] = 65540.0f;
+    row[8999] = 65534.0f;
+    for (fs::Algorithm a : algorithms) {
+      for (fs::Operation op : {fs::Operation::kSoftmax, fs::Operation::kLogSoftmax}) {
+        check_rowwise<T>(op, a, {1, 9000}, row, 1.0, "chunks across the fast range");
+        check_rowwise<T>(op, a, {2, 9000, 0, 0, 0, 0, true}, row, 1.0, "chunks across the fast range, in place");
+      }
+    }
+  }
   // Top-k: ties to the lower index, k up to 256, special rows.
   std::vector<float> ties = random_values(5003, 2.0f, 2);
   for (std::size_t i = 0; i < ties.size(); i += 3) ties[i] = 1.5f;  // many equal values

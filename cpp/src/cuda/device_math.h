@@ -393,6 +393,19 @@ FSM_HD bool checked_needs_sum(const RowState& s) { return s.max == s.max && s.ma
 FSM_HD double checked_term(float x, const RowState& s, const ExpConstants& c) {
   return exp_double((static_cast<double>(x) - s.max) * c.inverse);
 }
+// A chunk's part of a split row's checked sum sum_i exp((x_i - row_max) / t): from the part the
+// chunk computed (relative to its state's maximum; the row's own for three-pass), or, for a chunk
+// that was fast, from its (sum, exponent) state. A chunk of only -inf adds nothing.
+FSM_HD double checked_part(const RowState& chunk, double part, bool three_pass, float row_max, const ExpConstants& c) {
+  constexpr double kLn2 = 0.693147180559945309417232121458176568;
+  if (three_pass) return part;
+  if (fast_state(chunk, c)) {
+    const double sum = static_cast<double>(chunk.sum.hi) + chunk.sum.lo;
+    return exp_double(log_double(sum) + chunk.exponent * kLn2 - static_cast<double>(row_max) * c.inverse);
+  }
+  if (!checked_needs_sum(chunk)) return 0.0;
+  return part * exp_double((static_cast<double>(chunk.max) - row_max) * c.inverse);
+}
 FSM_HD float checked_output(float x, const RowState& s, double sum, bool log, const ExpConstants& c) {
   const float nan = float_from_bits(0x7fc00000u), inf = float_from_bits(0x7f800000u);
   if (is_nan(s.max) || s.max == -inf) return nan;

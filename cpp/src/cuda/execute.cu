@@ -84,7 +84,6 @@ std::string launch_split_rows(RowsArgs<T> a, const LaunchPlan& p, cudaStream_t s
     launch_kernel(split_state_kernel<T, A, SplitPass::kMaxima>, grid, p.threads, 0, stream, a);
   }
   launch_kernel(split_state_kernel<T, A, SplitPass::kSums>, grid, p.threads, 0, stream, a);
-  launch_kernel(split_checked_kernel<T, A>, grid, p.threads, 0, stream, a);
   launch_kernel(split_write_kernel<T, A>, grid, p.threads, 0, stream, a);
   e = failure(cudaGetLastError(), "split rows kernel launch");
   const std::string freed = failure(cudaFreeAsync(workspace, stream), "cudaFreeAsync (chunk states)");

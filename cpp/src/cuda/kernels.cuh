@@ -299,7 +299,7 @@ struct RowsArgs {
   std::int64_t chunk_elements;  // split rows: elements per chunk (a multiple of 16 bytes' worth)
   RowState* chunk_maxima;       // split rows: rows * chunks (three-pass pass 1)
   RowState* chunk_states;       // split rows: rows * chunks
-  double* chunk_checked;        // split rows: rows * chunks (checked rows' partial sums)
+  double* chunk_checked;        // split rows: rows * chunks (parts of checked rows' sums)
 };
 
 // The output of one element from its input (in float) and the row's scale.
@@ -521,34 +521,18 @@ __global__ void __launch_bounds__(kSplitThreads, 1) split_state_kernel(RowsArgs<
         state = g.reduce(sum_state(maxima, a.c, each));
       }
     }
+    if constexpr (kPass == SplitPass::kSums) {
+      // A chunk that is not fast (values beyond the fast range; the row's maximum for three-pass)
+      // reads itself again for its part of the checked sum, relative to its state's maximum:
+      // pass B combines the parts, so no block ever re-reads a whole row (rare rows only).
+      double partial = 0.0;
+      if (!fast_state(state, a.c) && checked_needs_sum(state)) {
+        each([&](float v) { partial += checked_term(v, state, a.c); });
+        partial = g.sum(partial);
+      }
+      if (g.rank == 0) a.chunk_checked[unit] = partial;
+    }
     if (g.rank == 0) (kPass == SplitPass::kMaxima ? a.chunk_maxima : a.chunk_states)[unit] = state;
-    __syncthreads();  // scratch reuse by the next unit
-  }
-}
-
-// Between the state passes and pass B: each chunk's part of the checked sum of a row whose state
-// is not fast (read before any block of the row writes y).
-template <class T, Algorithm A>
-__global__ void __launch_bounds__(kSplitThreads, 1) split_checked_kernel(RowsArgs<T> a) {
-  __shared__ __align__(8) RowState scratch[kSplitThreads / 32];
-  const BlockGroup g = BlockGroup::of_block(scratch);
-  const std::int64_t units = a.rows * a.chunks;
-  for (std::int64_t unit = blockIdx.x; unit < units; unit += gridDim.x) {
-    const std::int64_t row = unit / a.chunks, chunk = unit % a.chunks;
-    RowState state = merged_chunks<T>(a.chunk_states + row * a.chunks, a.chunks, g);
-    if constexpr (A == Algorithm::kThreePassRecompute || A == Algorithm::kThreePassReload) {
-      state = with_maxima(state, merged_chunks<T>(a.chunk_maxima + row * a.chunks, a.chunks, g));
-    }
-    if (!fast_state(state, a.c) && checked_needs_sum(state)) {
-      const T* x = a.x + row * a.x_row_stride;
-      const std::int64_t begin = chunk * a.chunk_elements;
-      const std::int64_t end = begin + a.chunk_elements < a.n ? begin + a.chunk_elements : a.n;
-      double sum = 0.0;
-      for_each_element<T>(GlobalRow<T>{x}, misalignment(x), begin, end, g.rank, g.size(),
-                          [&](std::int64_t, float v) { sum += checked_term(v, state, a.c); });
-      sum = g.sum(sum);
-      if (g.rank == 0) a.chunk_checked[unit] = sum;
-    }
     __syncthreads();  // scratch reuse by the next unit
   }
 }
@@ -571,11 +555,15 @@ __global__ void __launch_bounds__(kSplitThreads, 1) split_write_kernel(RowsArgs<
       state = with_maxima(state, merged_chunks<T>(a.chunk_maxima + row * a.chunks, a.chunks, g));
     }
     if (!fast_state(state, a.c)) {
-      // The row's sum from the chunks' partial sums (split_checked_kernel), in a fixed order: no
-      // block re-reads the whole row (which other blocks may be overwriting, in place).
+      // The row's checked sum from the chunks' parts (pass A), in a fixed order: no block re-reads
+      // the whole row (which other blocks may be overwriting, in place).
       double sum = 0.0;
       if (checked_needs_sum(state)) {
-        for (std::int64_t k = g.rank; k < a.chunks; k += g.size()) sum += a.chunk_checked[row * a.chunks + k];
+        constexpr bool kThreePass = A == Algorithm::kThreePassRecompute || A == Algorithm::kThreePassReload;
+        for (std::int64_t k = g.rank; k < a.chunks; k += g.size()) {
+          const std::int64_t unit_k = row * a.chunks + k;
+          sum += checked_part(a.chunk_states[unit_k], a.chunk_checked[unit_k], kThreePass, state.max, a.c);
+        }
         sum = g.sum(sum);
       }
       checked_write(x, y, begin, end, a.log, state, sum, a.c, g);

@@ -181,9 +181,9 @@ LaunchPlan plan_launch(const Call& call, const DeviceLimits& device) {
           p.algorithm == Algorithm::kThreePassRecompute || p.algorithm == Algorithm::kThreePassReload;
       p.workspace_bytes = static_cast<std::size_t>(units) * (sizeof(RowState) * (three_pass ? 2 : 1) + sizeof(double));
       p.grid_reason = std::to_string(p.grid) + " blocks of " + std::to_string(p.threads) + " threads over " +
-                      std::to_string(units) + " chunks; " + (three_pass ? "4" : "3") +
-                      " kernels (chunk " + (three_pass ? "maxima, sums" : "states") +
-                      ", checked sums of rows that need them, then merge and write), " + std::to_string(p.workspace_bytes) +
+                      std::to_string(units) + " chunks; " + (three_pass ? "3" : "2") +
+                      " kernels (chunk " + (three_pass ? "maxima, then sums" : "states") +
+                      ", then merge and write), " + std::to_string(p.workspace_bytes) +
                       " bytes of chunk states";
       break;
     }
