@@ -13,6 +13,7 @@ special-value rules of the CPU library), measured with reference.py's ``ulp_erro
   elements and more: SOFTMAX_ULP_F32_LONG, as the CPU suite), log_softmax within LOG_ULP (4)
   ulp(max(|ref|, 1));
 - float16 and bfloat16: within 1 ULP of their own type (log_softmax: of max(|ref|, 1));
+  three_pass_reload softmax 1.5 ULP (its stored terms round twice, as on the CPU);
 - special values: NaN rows all NaN, rows of only -inf NaN, the 0 (log: -inf) of -inf entries and
   of the finite entries of rows with +inf exact, the 1/count (log: -log(count)) of +inf entries
   within the bound.
@@ -239,6 +240,10 @@ def check(
         ref = reference64(x, log, temperature)
     if bound is None:
         bound = bound_of(dtype, log, x.shape[-1] if x.ndim else 1)
+        if dtype in ("float16", "bfloat16") and not log and "three_pass_reload" in context:
+            # Block and split rows store the terms in the 16-bit output and round them again:
+            # 1.5 ULP, as on the CPU (the context names the algorithm a call asked for).
+            bound = 1.5
 
     def where(mask: np.ndarray) -> str:
         idx = np.argwhere(mask)[:5]
