@@ -28,7 +28,7 @@ NAME = re.compile(r"^(f32|f64|f16|bf16)-(softmax|log_softmax|softmax_topk)-([a-z
                   r"(u\d+|c\d+)(-split)?$")
 # CUDA tiles: warp-c<elements per lane>, block, split, radix.
 CUDA_NAME = re.compile(r"^(f32|f16|bf16)-(softmax|log_softmax|softmax_topk)-([a-z_]+)-cuda-([a-z0-9]+)-"
-                       r"(warp-c\d+|block|split|radix)$")
+                       r"(warp-c\d+|block|split|radix|radix-split)$")
 ROW_LENGTH = 131  # two blocks of 64 and a tail, longer than every unrolled block
 COLUMN_LENGTH = 37
 COLUMNS = 70  # a full block of 64 (AVX-512) or two of 32 (AVX2) and a partial one
@@ -103,14 +103,15 @@ def test_cuda_catalogue_names_follow_the_scheme():
     """The CUDA kernels' names come from the same name maker, with their own tiles."""
     all_names = [k["name"] for k in fastsoftmax.kernels()]
     assert len(all_names) == len(set(all_names))
-    layouts = {"warp": "warp rows", "block": "block rows", "split": "split rows", "radix": "top-k rows"}
+    layouts = {"warp": "warp rows", "block": "block rows", "split": "split rows", "radix": "top-k rows",
+               "radix-split": "split top-k rows"}
     short = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}
     for kernel in CUDA_CATALOGUE:
         match = CUDA_NAME.match(kernel["name"])
         assert match, kernel["name"]
         dtype, operation, algorithm, _exp, tile = match.groups()
         assert (dtype, operation, algorithm) == (short[kernel["dtype"]], kernel["operation"], kernel["algorithm"])
-        assert kernel["layout"] == layouts[tile.split("-")[0]]
+        assert kernel["layout"] == layouts[tile if tile in layouts else tile.split("-")[0]]
 
 
 def test_catalogue_covers_every_target_and_dtype():

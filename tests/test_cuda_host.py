@@ -183,7 +183,10 @@ def pack(dtype: str) -> int:
 def test_plan_invariants(dtype, operation, rows, n, aligned, limits):
     p = _cuda.plan(dtype, operation, rows, n, aligned=aligned, limits=limits)
     device = limits or H100
-    slots = n if aligned else n + pack(dtype) - 1
+    # Every row start is aligned when the first is and the row stride (n here) is whole vectors.
+    bytes_per_element = 4 if dtype == "float32" else 2
+    rows_aligned = aligned and (rows == 1 or n * bytes_per_element % 16 == 0)
+    slots = n if rows_aligned else n + pack(dtype) - 1
     resident = device["sm_count"] * device["max_threads_per_sm"] // p["threads"]
     assert 1 <= p["grid"] <= max(resident, 1)
     assert p["kernel"] in {k["name"] for k in _cuda.kernels()}
@@ -238,7 +241,9 @@ def test_plan_algorithms():
     assert _cuda.plan("bfloat16", "softmax", 4096, 1000)["algorithm"] == "three_pass_recompute"
     assert _cuda.plan("float32", "softmax", 1, 2**24)["algorithm"] == "two_pass"
     assert _cuda.plan("float32", "softmax", 1, 2**24, algorithm="online")["algorithm"] == "online"
-    assert _cuda.plan("float32", "softmax_topk", 8, 128256, k=50)["family"] == "top-k rows"
+    assert _cuda.plan("float32", "softmax_topk", 8, 128256, k=50)["family"] == "split top-k rows"
+    assert _cuda.plan("float32", "softmax_topk", 4096, 128256, k=50)["family"] == "top-k rows"
+    assert _cuda.plan("float32", "softmax_topk", 8, 1000, k=5)["family"] == "top-k rows"
 
 
 def test_plan_three_pass_split_rows_keeps_maxima_too():

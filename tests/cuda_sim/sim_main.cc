@@ -169,9 +169,16 @@ void check_rowwise(fs::Operation op, fs::Algorithm algorithm, const Layout& l, c
   }
 }
 
+// More SMs than rows: softmax_topk of long rows splits them (split top-k rows).
+fc::DeviceLimits wide_device() {
+  fc::DeviceLimits d = small_device();
+  d.sm_count = 16;
+  return d;
+}
+
 template <class T>
 void check_topk(std::size_t rows, std::size_t n, int k, const std::vector<float>& values, std::ptrdiff_t x_offset,
-                const char* label) {
+                const char* label, const fc::DeviceLimits& device = small_device()) {
   ++cases;
   std::vector<T> xbuf(rows * n + 16);
   T* x = xbuf.data();
@@ -196,11 +203,13 @@ void check_topk(std::size_t rows, std::size_t n, int k, const std::vector<float>
   call.inputs[0] = {x, static_cast<std::ptrdiff_t>(n), 1};
   call.outputs[0] = {out.data(), k, 1};
   call.outputs[1] = {indices.data(), k, 1};
-  const std::string context = std::string(label) + " " + name_of<T>() + " topk " + std::to_string(rows) + "x" +
-                              std::to_string(n) + " k=" + std::to_string(k);
+  std::string context = std::string(label) + " " + name_of<T>() + " topk " + std::to_string(rows) + "x" +
+                        std::to_string(n) + " k=" + std::to_string(k);
   if (fs::validate_device(call) != fs::Problem::kNone) return fail(context + ": refused");
-  const std::string error = fc::execute_on_device(call, fc::plan_launch(call, small_device()), nullptr);
+  const fc::LaunchPlan plan = fc::plan_launch(call, device);
+  const std::string error = fc::execute_on_device(call, plan, nullptr);
   if (!error.empty()) return fail(context + ": " + error);
+  context += " " + plan.kernel;
   for (std::size_t r = 0; r < rows; ++r) {
     const std::vector<float>& v = row_values[r];
     const std::vector<long double> ref = reference_row(v, false, 1.0);
@@ -307,6 +316,25 @@ void run_dtype() {
       check_topk<T>(3, n, k, ties, 0, "ties");
       check_topk<T>(2, n, k, normal, 1, "misaligned");
     }
+  }
+  // Split top-k rows: chunks select their own k, a block per row merges (ties across chunks).
+  for (int k : {1, 5, 50, 256}) {
+    if (quick && k != 50) continue;
+    check_topk<T>(3, 9000, k, ties, 0, "split ties", wide_device());
+    check_topk<T>(2, 5000, k, normal, 1, "split misaligned", wide_device());
+  }
+  {
+    std::vector<float> split_special(9000, -2.0f);
+    split_special[100] = 65540.0f;  // beyond the fast range, in chunk 0
+    split_special[8000] = 65534.0f;  // inside it, in the last chunk: its part of the sum matters
+    check_topk<T>(1, 9000, 2, split_special, 0, "split across the fast range", wide_device());
+    std::vector<float> split_inf(9000, 1.0f);
+    split_inf[7000] = INFINITY;
+    split_inf[10] = INFINITY;
+    check_topk<T>(1, 9000, 3, split_inf, 0, "split +inf", wide_device());
+    std::vector<float> split_nan(9000, 1.0f);
+    split_nan[8500] = NAN;
+    check_topk<T>(1, 9000, 3, split_nan, 0, "split nan", wide_device());
   }
   check_topk<T>(1, 6, 3, {1, NAN, 2, 3, 4, 5}, 0, "nan");
   check_topk<T>(1, 6, 3, {1, INFINITY, 2, INFINITY, 4, 5}, 0, "inf");

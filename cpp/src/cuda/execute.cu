@@ -115,13 +115,32 @@ std::string launch_topk(const Call& call, const LaunchPlan& p, cudaStream_t stre
   a.index_stride = call.outputs[1].stride;
   a.k = static_cast<int>(call.k);
   a.c = exp_constants(call.options.temperature);
-  launch_kernel(topk_kernel<T>, grid_of(p), p.threads, 0, stream, a);
-  return failure(cudaGetLastError(), "topk_kernel launch");
+  if (p.family == Family::kTopkRows) {
+    launch_kernel(topk_rows_kernel<T>, grid_of(p), p.threads, 0, stream, a);
+    return failure(cudaGetLastError(), "topk_rows_kernel launch");
+  }
+  a.chunks = p.chunks;
+  a.chunk_elements = p.chunk_elements;
+  void* workspace = nullptr;
+  std::string e = failure(cudaMallocAsync(&workspace, p.workspace_bytes, stream), "cudaMallocAsync (top-k chunks)");
+  if (!e.empty()) return e;
+  // 8-byte fields first: checked parts, candidate indices; then the states and the keys.
+  const std::int64_t units = a.rows * a.chunks;
+  a.chunk_checked = static_cast<double*>(workspace);
+  a.chunk_indices = reinterpret_cast<std::int64_t*>(a.chunk_checked + units);
+  a.chunk_states = reinterpret_cast<RowState*>(a.chunk_indices + units * a.k);
+  a.chunk_keys = reinterpret_cast<unsigned*>(a.chunk_states + units);
+  launch_kernel(split_topk_kernel<T>, grid_of(p), p.threads, 0, stream, a);
+  const unsigned rows_grid = static_cast<unsigned>(a.rows < p.grid ? a.rows : p.grid);
+  launch_kernel(topk_merge_kernel<T>, rows_grid, p.threads, 0, stream, a);
+  e = failure(cudaGetLastError(), "split top-k kernel launch");
+  const std::string freed = failure(cudaFreeAsync(workspace, stream), "cudaFreeAsync (top-k chunks)");
+  return e.empty() ? freed : e;
 }
 
 template <class T>
 std::string launch_typed(const Call& call, const LaunchPlan& p, cudaStream_t stream) {
-  if (p.family == Family::kTopkRows) return launch_topk<T>(call, p, stream);
+  if (p.family == Family::kTopkRows || p.family == Family::kTopkSplitRows) return launch_topk<T>(call, p, stream);
   switch (p.algorithm) {
     case Algorithm::kTwoPass: return launch_rows<T, Algorithm::kTwoPass>(call, p, stream);
     case Algorithm::kThreePassReload: return launch_rows<T, Algorithm::kThreePassReload>(call, p, stream);

@@ -606,148 +606,264 @@ struct TopkArgs {
   std::int64_t index_stride;
   int k;
   ExpConstants c;
+  // Split top-k rows: chunks per row and their length, and per chunk its state, its part of a
+  // checked sum, and its k best (key, index) candidates, sorted.
+  std::int64_t chunks;
+  std::int64_t chunk_elements;
+  RowState* chunk_states;
+  double* chunk_checked;
+  unsigned* chunk_keys;
+  std::int64_t* chunk_indices;
 };
 
-// One block per row. Pass 1 reads the row once for the online normalizer and the histogram of
-// the keys' top byte; three more histogram passes (over the elements still in the running) find
-// the k-th largest key K exactly (radix select); a last pass collects the elements above K and the
-// first ones equal to K in index order (ties to the lower index); the k candidates are sorted in
-// shared memory and their probabilities computed from the state. Nothing of size n is written.
-template <class T>
-__global__ void __launch_bounds__(kTopkThreads, 1) topk_kernel(TopkArgs<T> a) {
-  __shared__ __align__(8) RowState scratch[kTopkThreads / 32];
-  __shared__ unsigned long long histogram[256];  // 64-bit: rows may exceed 2^32 elements
-  __shared__ unsigned candidate_keys[kTopkCapacity];
-  __shared__ std::int64_t candidate_indices[kTopkCapacity];
-  __shared__ unsigned selected_prefix, still_needed, above_count, equal_taken;
-  __shared__ unsigned warp_equal[kTopkThreads / 32];
-  const BlockGroup g = BlockGroup::of_block(scratch);
-  const float nan = __int_as_float(0x7fc00000), inf = __int_as_float(0x7f800000);
-  for (std::int64_t row = blockIdx.x; row < a.rows; row += gridDim.x) {
-    const T* x = a.x + row * a.x_row_stride;
-    T* values = a.values + row * a.out_row_stride;
-    std::int64_t* indices = a.indices + row * a.index_row_stride;
-    const int offset = misalignment(x);
-    const GlobalRow<T> global{x};
-    for (int b = g.rank; b < 256; b += g.size()) histogram[b] = 0;
+// The block's shared memory for one selection.
+struct TopkShared {
+  unsigned long long histogram[256];  // 64-bit: rows may exceed 2^32 elements
+  unsigned keys[kTopkCapacity];       // the selected candidates, then sorted
+  std::int64_t indices[kTopkCapacity];
+  unsigned selected_prefix, still_needed, above_count, equal_taken;
+  unsigned warp_equal[kTopkThreads / 32];
+};
+
+// The k best of `count` candidates (larger key first, then lower index) into sh.keys/indices,
+// sorted. each_key(f) calls f(i, key) for every candidate i (any order, any thread);
+// key_at(i) / index_at(i) read candidate i, and candidates equal in key must come in increasing
+// index order along i (ties go to the first ones). The top byte's histogram is filled by the
+// caller when histogram_ready (fused with its own first pass), else here. A radix select of the
+// k-th key K, a byte at a time; then the candidates above K and the first `needed` equal to K
+// (a block scan per tile keeps their order); then a bitonic sort.
+template <class EachKey, class KeyAt, class IndexAt>
+__device__ void select_top(std::int64_t count, int k, bool histogram_ready, EachKey&& each_key, KeyAt&& key_at,
+                           IndexAt&& index_at, TopkShared& sh, const BlockGroup& g) {
+  if (!histogram_ready) {
+    for (int b = g.rank; b < 256; b += g.size()) sh.histogram[b] = 0;
     __syncthreads();
-    const RowState state = g.reduce(one_pass_state<Algorithm::kOnline>(a.c, [&](auto&& f) {
-      for_each_element<T>(global, offset, 0, a.n, g.rank, g.size(), [&](std::int64_t, float v) {
-        f(v);
-        atomicAdd(&histogram[order_key(v) >> 24], 1ull);
+    each_key([&](std::int64_t, unsigned key) { atomicAdd(&sh.histogram[key >> 24], 1ull); });
+  }
+  unsigned prefix = 0, prefix_mask = 0;
+  if (g.rank == 0) sh.still_needed = static_cast<unsigned>(k);
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    if (shift < 24) {
+      __syncthreads();
+      for (int b = g.rank; b < 256; b += g.size()) sh.histogram[b] = 0;
+      __syncthreads();
+      each_key([&](std::int64_t, unsigned key) {
+        if ((key & prefix_mask) == prefix) atomicAdd(&sh.histogram[(key >> shift) & 255u], 1ull);
       });
-    }));
-    if (is_nan(state.max) || state.max == -inf) {  // NaN probabilities at indices 0..k-1
-      for (int j = g.rank; j < a.k; j += g.size()) {
-        values[j * a.out_stride] = from_float<T>(nan);
-        indices[j * a.index_stride] = j;
-      }
-      __syncthreads();
-      continue;
-    }
-    // Radix select of K, a byte at a time from the top.
-    unsigned prefix = 0, prefix_mask = 0;
-    if (g.rank == 0) still_needed = static_cast<unsigned>(a.k);
-    for (int shift = 24; shift >= 0; shift -= 8) {
-      if (shift < 24) {
-        __syncthreads();
-        for (int b = g.rank; b < 256; b += g.size()) histogram[b] = 0;
-        __syncthreads();
-        for_each_element<T>(global, offset, 0, a.n, g.rank, g.size(), [&](std::int64_t, float v) {
-          const unsigned key = order_key(v);
-          if ((key & prefix_mask) == prefix) atomicAdd(&histogram[(key >> shift) & 255u], 1ull);
-        });
-      }
-      __syncthreads();
-      if (g.rank == 0) {
-        unsigned long long above = 0;
-        int bin = 255;
-        while (above + histogram[bin] < still_needed) above += histogram[bin--];
-        still_needed -= static_cast<unsigned>(above);  // above < still_needed <= k here
-        selected_prefix = prefix | (static_cast<unsigned>(bin) << shift);
-      }
-      __syncthreads();
-      prefix = selected_prefix;
-      prefix_mask |= 255u << shift;
-    }
-    const unsigned threshold = prefix;  // K; still_needed: how many equal to K to take
-    if (g.rank == 0) above_count = equal_taken = 0;
-    __syncthreads();
-    const unsigned needed = still_needed;
-    const unsigned above_total = static_cast<unsigned>(a.k) - needed;
-    // Collect, in tiles of blockDim elements in index order (the equal ones by a block scan).
-    for (std::int64_t tile = 0; tile < a.n; tile += g.size()) {
-      const std::int64_t i = tile + g.rank;
-      const unsigned key = i < a.n ? order_key(global.at(i)) : 0u;
-      const bool is_equal = i < a.n && key == threshold;
-      if (i < a.n && key > threshold) {
-        const unsigned slot = atomicAdd(&above_count, 1u);
-        candidate_keys[slot] = key;
-        candidate_indices[slot] = i;
-      }
-      const unsigned ballot = __ballot_sync(kFullMask, is_equal);
-      if (g.rank % 32 == 0) warp_equal[g.rank / 32] = __popc(ballot);
-      __syncthreads();
-      unsigned before = equal_taken;
-      for (int w = 0; w < g.rank / 32; ++w) before += warp_equal[w];
-      before += __popc(ballot & ((1u << (g.rank % 32)) - 1u));
-      if (is_equal && before < needed) {
-        candidate_keys[above_total + before] = key;
-        candidate_indices[above_total + before] = i;
-      }
-      __syncthreads();
-      if (g.rank == 0) {  // capped at `needed`: no overflow however many keys equal K
-        unsigned tile_equal = 0;
-        for (int w = 0; w < g.size() / 32; ++w) tile_equal += warp_equal[w];
-        equal_taken = equal_taken + tile_equal < needed ? equal_taken + tile_equal : needed;
-      }
-      __syncthreads();
-    }
-    // Bitonic sort of the k candidates (padded to a power of two): larger key first, then lower index.
-    int padded = 1;
-    while (padded < a.k) padded *= 2;
-    for (int j = a.k + g.rank; j < padded; j += g.size()) {
-      candidate_keys[j] = 0;
-      candidate_indices[j] = INT64_MAX;
     }
     __syncthreads();
-    for (int size = 2; size <= padded; size *= 2) {
-      for (int stride = size / 2; stride > 0; stride /= 2) {
-        for (int i = g.rank; i < padded; i += g.size()) {
-          const int partner = i ^ stride;
-          if (partner > i) {
-            const bool first_better = candidate_keys[i] > candidate_keys[partner] ||
-                                      (candidate_keys[i] == candidate_keys[partner] &&
-                                       candidate_indices[i] < candidate_indices[partner]);
-            const bool descending = (i & size) == 0;
-            if (first_better != descending) {
-              const unsigned key = candidate_keys[i];
-              candidate_keys[i] = candidate_keys[partner];
-              candidate_keys[partner] = key;
-              const std::int64_t index = candidate_indices[i];
-              candidate_indices[i] = candidate_indices[partner];
-              candidate_indices[partner] = index;
-            }
+    if (g.rank == 0) {
+      unsigned long long above = 0;
+      int bin = 255;
+      while (above + sh.histogram[bin] < sh.still_needed) above += sh.histogram[bin--];
+      sh.still_needed -= static_cast<unsigned>(above);  // above < still_needed <= k here
+      sh.selected_prefix = prefix | (static_cast<unsigned>(bin) << shift);
+    }
+    __syncthreads();
+    prefix = sh.selected_prefix;
+    prefix_mask |= 255u << shift;
+  }
+  const unsigned threshold = prefix;  // K; still_needed: how many equal to K to take
+  if (g.rank == 0) sh.above_count = sh.equal_taken = 0;
+  __syncthreads();
+  const unsigned needed = sh.still_needed;
+  const unsigned above_total = static_cast<unsigned>(k) - needed;
+  for (std::int64_t tile = 0; tile < count; tile += g.size()) {
+    const std::int64_t i = tile + g.rank;
+    const unsigned key = i < count ? key_at(i) : 0u;
+    const bool is_equal = i < count && key == threshold;
+    if (i < count && key > threshold) {
+      const unsigned slot = atomicAdd(&sh.above_count, 1u);
+      sh.keys[slot] = key;
+      sh.indices[slot] = index_at(i);
+    }
+    const unsigned ballot = __ballot_sync(kFullMask, is_equal);
+    if (g.rank % 32 == 0) sh.warp_equal[g.rank / 32] = __popc(ballot);
+    __syncthreads();
+    unsigned before = sh.equal_taken;
+    for (int w = 0; w < g.rank / 32; ++w) before += sh.warp_equal[w];
+    before += __popc(ballot & ((1u << (g.rank % 32)) - 1u));
+    if (is_equal && before < needed) {
+      sh.keys[above_total + before] = key;
+      sh.indices[above_total + before] = index_at(i);
+    }
+    __syncthreads();
+    if (g.rank == 0) {  // capped at `needed`: no overflow however many keys equal K
+      unsigned tile_equal = 0;
+      for (int w = 0; w < g.size() / 32; ++w) tile_equal += sh.warp_equal[w];
+      sh.equal_taken = sh.equal_taken + tile_equal < needed ? sh.equal_taken + tile_equal : needed;
+    }
+    __syncthreads();
+  }
+  int padded = 1;
+  while (padded < k) padded *= 2;
+  for (int j = k + g.rank; j < padded; j += g.size()) {
+    sh.keys[j] = 0;
+    sh.indices[j] = INT64_MAX;
+  }
+  __syncthreads();
+  for (int size = 2; size <= padded; size *= 2) {
+    for (int stride = size / 2; stride > 0; stride /= 2) {
+      for (int i = g.rank; i < padded; i += g.size()) {
+        const int partner = i ^ stride;
+        if (partner > i) {
+          const bool first_better = sh.keys[i] > sh.keys[partner] ||
+                                    (sh.keys[i] == sh.keys[partner] && sh.indices[i] < sh.indices[partner]);
+          const bool descending = (i & size) == 0;
+          if (first_better != descending) {
+            const unsigned key = sh.keys[i];
+            sh.keys[i] = sh.keys[partner];
+            sh.keys[partner] = key;
+            const std::int64_t index = sh.indices[i];
+            sh.indices[i] = sh.indices[partner];
+            sh.indices[partner] = index;
           }
         }
-        __syncthreads();
       }
+      __syncthreads();
     }
-    // Probabilities: the fast formula, or the checked rules (+inf rows, huge values).
-    const bool fast = fast_state(state, a.c);
+  }
+}
+
+// The online state of elements [begin, end) of a row, with the top byte's histogram of their
+// keys filled on the way (one read).
+template <class T>
+__device__ RowState state_and_histogram(const T* x, std::int64_t begin, std::int64_t end, const ExpConstants& c,
+                                        TopkShared& sh, const BlockGroup& g) {
+  for (int b = g.rank; b < 256; b += g.size()) sh.histogram[b] = 0;
+  __syncthreads();
+  return g.reduce(one_pass_state<Algorithm::kOnline>(c, [&](auto&& f) {
+    for_each_element<T>(GlobalRow<T>{x}, misalignment(x), begin, end, g.rank, g.size(), [&](std::int64_t, float v) {
+      f(v);
+      atomicAdd(&sh.histogram[order_key(v) >> 24], 1ull);
+    });
+  }));
+}
+
+// Writes a row's k results from the sorted candidates: the fast formula, or the checked rules
+// (NaN and only -inf rows: NaN at indices 0..k-1; +inf rows share the mass; huge values by the
+// checked sum).
+template <class T>
+__device__ void write_topk(const TopkArgs<T>& a, std::int64_t row, const RowState& state, double checked_sum,
+                           const TopkShared& sh, const BlockGroup& g) {
+  T* values = a.values + row * a.out_row_stride;
+  std::int64_t* indices = a.indices + row * a.index_row_stride;
+  const bool fast = fast_state(state, a.c);
+  const OutputScale o = fast ? output_scale(state, a.c) : OutputScale{};
+  const bool no_order = is_nan(state.max) || state.max == -__int_as_float(0x7f800000);
+  for (int j = g.rank; j < a.k; j += g.size()) {
+    const float v = key_value(sh.keys[j]);
+    const float p = fast ? softmax_output(clamp_input(v, a.c), o, a.c) : checked_output(v, state, checked_sum, false, a.c);
+    values[j * a.out_stride] = from_float<T>(p);
+    indices[j * a.index_stride] = no_order ? j : sh.indices[j];
+  }
+}
+
+// Top-k rows: a block per row. The state and the first histogram in one read of the row, the
+// rest of the radix select re-reading it (from L2), the k candidates sorted in shared memory and
+// their probabilities computed from the state. Nothing of size n is written.
+template <class T>
+__global__ void __launch_bounds__(kTopkThreads, 1) topk_rows_kernel(TopkArgs<T> a) {
+  __shared__ __align__(8) RowState scratch[kTopkThreads / 32];
+  __shared__ TopkShared sh;
+  const BlockGroup g = BlockGroup::of_block(scratch);
+  for (std::int64_t row = blockIdx.x; row < a.rows; row += gridDim.x) {
+    const T* x = a.x + row * a.x_row_stride;
+    const int offset = misalignment(x);
+    const RowState state = state_and_histogram(x, 0, a.n, a.c, sh, g);
+    if (!is_nan(state.max) && state.max != -__int_as_float(0x7f800000)) {
+      select_top(
+          a.n, a.k, true,
+          [&](auto&& f) {
+            for_each_element<T>(GlobalRow<T>{x}, offset, 0, a.n, g.rank, g.size(),
+                                [&](std::int64_t i, float v) { f(i, order_key(v)); });
+          },
+          [&](std::int64_t i) { return order_key(to_float(x[i])); }, [](std::int64_t i) { return i; }, sh, g);
+    }
     double checked_sum = 0.0;
-    if (!fast && checked_needs_sum(state)) {
-      for (std::int64_t i = g.rank; i < a.n; i += g.size()) checked_sum += checked_term(global.at(i), state, a.c);
+    if (!fast_state(state, a.c) && checked_needs_sum(state)) {
+      for_each_element<T>(GlobalRow<T>{x}, offset, 0, a.n, g.rank, g.size(),
+                          [&](std::int64_t, float v) { checked_sum += checked_term(v, state, a.c); });
       checked_sum = g.sum(checked_sum);
     }
-    const OutputScale o = fast ? output_scale(state, a.c) : OutputScale{};
-    for (int j = g.rank; j < a.k; j += g.size()) {
-      const float v = key_value(candidate_keys[j]);
-      const float p = fast ? softmax_output(clamp_input(v, a.c), o, a.c) : checked_output(v, state, checked_sum, false, a.c);
-      values[j * a.out_stride] = from_float<T>(p);
-      indices[j * a.index_stride] = candidate_indices[j];
+    write_topk(a, row, state, checked_sum, sh, g);
+    __syncthreads();  // sh reuse by the next row
+  }
+}
+
+// Split top-k, pass A: each chunk's online state, its part of a checked sum (chunks that are not
+// fast), and its own k best candidates, sorted (so that equal keys come in index order).
+template <class T>
+__global__ void __launch_bounds__(kTopkThreads, 1) split_topk_kernel(TopkArgs<T> a) {
+  __shared__ __align__(8) RowState scratch[kTopkThreads / 32];
+  __shared__ TopkShared sh;
+  const BlockGroup g = BlockGroup::of_block(scratch);
+  const std::int64_t units = a.rows * a.chunks;
+  for (std::int64_t unit = blockIdx.x; unit < units; unit += gridDim.x) {
+    const std::int64_t row = unit / a.chunks, chunk = unit % a.chunks;
+    const T* x = a.x + row * a.x_row_stride;
+    const int offset = misalignment(x);
+    const std::int64_t begin = chunk * a.chunk_elements;
+    const std::int64_t end = begin + a.chunk_elements < a.n ? begin + a.chunk_elements : a.n;
+    const RowState state = state_and_histogram(x, begin, end, a.c, sh, g);
+    const int k = static_cast<int>(end - begin < a.k ? end - begin : a.k);
+    select_top(
+        end - begin, k, true,
+        [&](auto&& f) {
+          for_each_element<T>(GlobalRow<T>{x}, offset, begin, end, g.rank, g.size(),
+                              [&](std::int64_t i, float v) { f(i, order_key(v)); });
+        },
+        [&](std::int64_t i) { return order_key(to_float(x[begin + i])); }, [&](std::int64_t i) { return begin + i; },
+        sh, g);
+    double partial = 0.0;
+    if (!fast_state(state, a.c) && checked_needs_sum(state)) {
+      for_each_element<T>(GlobalRow<T>{x}, offset, begin, end, g.rank, g.size(),
+                          [&](std::int64_t, float v) { partial += checked_term(v, state, a.c); });
+      partial = g.sum(partial);
     }
-    __syncthreads();
+    // k slots a chunk; a chunk shorter than k pads with keys below every real one.
+    for (int j = g.rank; j < a.k; j += g.size()) {
+      a.chunk_keys[unit * a.k + j] = j < k ? sh.keys[j] : 0u;
+      a.chunk_indices[unit * a.k + j] = j < k ? sh.indices[j] : INT64_MAX;
+    }
+    if (g.rank == 0) {
+      a.chunk_states[unit] = state;
+      a.chunk_checked[unit] = partial;
+    }
+    __syncthreads();  // sh reuse by the next unit
+  }
+}
+
+// Split top-k, pass B: a block per row merges the chunk states in chunk order and selects the k
+// best of the chunks' candidates (in chunk order: equal keys stay in index order).
+template <class T>
+__global__ void __launch_bounds__(kTopkThreads, 1) topk_merge_kernel(TopkArgs<T> a) {
+  __shared__ __align__(8) RowState scratch[kTopkThreads / 32];
+  __shared__ TopkShared sh;
+  const BlockGroup g = BlockGroup::of_block(scratch);
+  for (std::int64_t row = blockIdx.x; row < a.rows; row += gridDim.x) {
+    const RowState state = merged_chunks<T>(a.chunk_states + row * a.chunks, a.chunks, g);
+    const unsigned* keys = a.chunk_keys + row * a.chunks * a.k;
+    const std::int64_t* indices = a.chunk_indices + row * a.chunks * a.k;
+    const std::int64_t count = a.chunks * a.k;
+    if (!is_nan(state.max) && state.max != -__int_as_float(0x7f800000)) {
+      select_top(
+          count, a.k, false,
+          [&](auto&& f) {
+            for (std::int64_t i = g.rank; i < count; i += g.size()) f(i, keys[i]);
+          },
+          [&](std::int64_t i) { return keys[i]; }, [&](std::int64_t i) { return indices[i]; }, sh, g);
+    }
+    double checked_sum = 0.0;
+    if (!fast_state(state, a.c) && checked_needs_sum(state)) {
+      for (std::int64_t k = g.rank; k < a.chunks; k += g.size()) {
+        const std::int64_t unit = row * a.chunks + k;
+        checked_sum += checked_part(a.chunk_states[unit], a.chunk_checked[unit], false, state.max, a.c);
+      }
+      checked_sum = g.sum(checked_sum);
+    }
+    write_topk(a, row, state, checked_sum, sh, g);
+    __syncthreads();  // sh reuse by the next row
   }
 }
 

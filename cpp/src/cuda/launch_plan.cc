@@ -19,9 +19,9 @@ int next_power_of_two(std::int64_t value) {
 std::size_t element_bytes(DataType dtype) { return dtype == DataType::kFloat32 ? 4 : 2; }
 
 // Rows whose every start is 16-byte aligned need no slot for a misaligned start.
-bool rows_aligned(const Operand& x, std::size_t bytes) {
+bool rows_aligned(const Operand& x, std::size_t rows, std::size_t bytes) {
   const auto address = reinterpret_cast<std::uintptr_t>(x.data);
-  return address % 16 == 0 && (static_cast<std::uint64_t>(x.row_stride) * bytes) % 16 == 0;
+  return address % 16 == 0 && (rows == 1 || (static_cast<std::uint64_t>(x.row_stride) * bytes) % 16 == 0);
 }
 
 // Split rows: chunk lengths depend on n alone, never on the device or the grid, so the merged
@@ -41,6 +41,7 @@ const char* tile_of(const LaunchPlan& p, std::string* storage) {
     case Family::kBlockRows: *storage = "block"; break;
     case Family::kSplitRows: *storage = "split"; break;
     case Family::kTopkRows: *storage = "radix"; break;
+    case Family::kTopkSplitRows: *storage = "radix-split"; break;
   }
   return storage->c_str();
 }
@@ -91,6 +92,7 @@ const char* family_name(Family family) {
     case Family::kBlockRows: return "block rows";
     case Family::kSplitRows: return "split rows";
     case Family::kTopkRows: return "top-k rows";
+    case Family::kTopkSplitRows: return "split top-k rows";
   }
   return "unknown";
 }
@@ -103,11 +105,23 @@ LaunchPlan plan_launch(const Call& call, const DeviceLimits& device) {
   const int pack = static_cast<int>(16 / bytes);
   const std::int64_t resident_threads = std::int64_t{device.sm_count} * device.max_threads_per_sm;
   // Slots a row needs in registers or shared memory: one vector more where starts are misaligned.
-  const std::int64_t slots = rows_aligned(call.inputs[0], bytes) ? n : n + pack - 1;
+  const std::int64_t slots = rows_aligned(call.inputs[0], call.rows, bytes) ? n : n + pack - 1;
   const std::size_t cache_bytes = static_cast<std::size_t>(round_up(n + pack, pack)) * bytes;
   const std::string shape = std::to_string(rows) + " x " + std::to_string(n) + " " + dtype_name(call.dtype);
 
-  if (call.operation == Operation::kSoftmaxTopk) {
+  const std::int64_t chunk_elements =
+      std::clamp<std::int64_t>(round_up((n + kTargetChunks - 1) / kTargetChunks, kChunkStep), kChunkStep, kMaxChunk);
+  if (call.operation == Operation::kSoftmaxTopk && rows * kFewRowsDivisor < device.sm_count && n > 2 * chunk_elements) {
+    p.family = Family::kTopkSplitRows;
+    p.threads = kTopkThreads;
+    p.chunk_elements = chunk_elements;
+    p.chunks = (n + p.chunk_elements - 1) / p.chunk_elements;
+    p.family_reason = "softmax_topk, " + shape + ": fewer rows than half the " + std::to_string(device.sm_count) +
+                      " SMs, so each row is cut into " + std::to_string(p.chunks) + " chunks of " +
+                      std::to_string(p.chunk_elements) +
+                      " elements; a block per chunk finds its state and its k best (radix select), a block per "
+                      "row merges them in chunk order";
+  } else if (call.operation == Operation::kSoftmaxTopk) {
     p.family = Family::kTopkRows;
     p.threads = kTopkThreads;
     p.family_reason = "softmax_topk: a block per row finds the k-th largest key by radix select (" +
@@ -135,8 +149,7 @@ LaunchPlan plan_launch(const Call& call, const DeviceLimits& device) {
   } else {
     p.family = Family::kSplitRows;
     p.threads = kSplitThreads;
-    p.chunk_elements = std::clamp<std::int64_t>(round_up((n + kTargetChunks - 1) / kTargetChunks, kChunkStep),
-                                                kChunkStep, kMaxChunk);
+    p.chunk_elements = chunk_elements;
     p.chunks = (n + p.chunk_elements - 1) / p.chunk_elements;
     p.family_reason = shape + ": " +
                       (cache_bytes + kStaticSharedBytes > device.max_shared_per_block
@@ -192,6 +205,17 @@ LaunchPlan plan_launch(const Call& call, const DeviceLimits& device) {
       p.grid_reason = std::to_string(p.grid) + " blocks of " + std::to_string(p.threads) + " threads, a row each";
       break;
     }
+    case Family::kTopkSplitRows: {
+      const std::int64_t units = rows * p.chunks;
+      p.grid = std::min(units, resident_blocks);
+      // Per chunk: its state, its checked part, k candidate keys and indices.
+      p.workspace_bytes = static_cast<std::size_t>(units) *
+                          (sizeof(RowState) + sizeof(double) + static_cast<std::size_t>(call.k) * (4 + 8));
+      p.grid_reason = std::to_string(p.grid) + " blocks of " + std::to_string(p.threads) + " threads over " +
+                      std::to_string(units) + " chunks, then " + std::to_string(rows) + " merging blocks; " +
+                      std::to_string(p.workspace_bytes) + " bytes of chunk states and candidates";
+      break;
+    }
   }
   if (device.reference) p.grid_reason += " [planned for " + device.name + "]";
   p.kernel = kernel_name(call.dtype, call.operation, p.algorithm, p);
@@ -224,11 +248,13 @@ std::vector<KernelInfo> catalogue() {
         }
       }
     }
-    LaunchPlan topk;
-    topk.family = Family::kTopkRows;
-    list.push_back({kernel_name(dtype, Operation::kSoftmaxTopk, Algorithm::kOnline, topk), dtype,
-                    Operation::kSoftmaxTopk, algorithm_name(Algorithm::kOnline), Isa::kAuto,
-                    family_name(Family::kTopkRows), "cuda"});
+    for (Family family : {Family::kTopkRows, Family::kTopkSplitRows}) {
+      LaunchPlan topk;
+      topk.family = family;
+      list.push_back({kernel_name(dtype, Operation::kSoftmaxTopk, Algorithm::kOnline, topk), dtype,
+                      Operation::kSoftmaxTopk, algorithm_name(Algorithm::kOnline), Isa::kAuto, family_name(family),
+                      "cuda"});
+    }
   }
   return list;
 }

@@ -39,8 +39,10 @@ enum class Family {
   kBlockRows,  // a row per block, cached in shared memory in its own type
   kSplitRows,  // each row cut into chunks, a block per chunk; states merged in chunk order
   kTopkRows,   // softmax_topk: a row per block, radix select
+  kTopkSplitRows,  // softmax_topk of few long rows: chunks select their own k, a block per row merges
 };
-const char* family_name(Family family);  // "warp rows", "block rows", "split rows", "top-k rows"
+// "warp rows", "block rows", "split rows", "top-k rows", "split top-k rows"
+const char* family_name(Family family);
 
 struct LaunchPlan {
   Family family = Family::kWarpRows;
