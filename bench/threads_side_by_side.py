@@ -15,11 +15,10 @@ import statistics
 import time
 
 import numpy as np
-import onnxruntime
 import torch
-from onnx import TensorProto, helper
 
 import fastsoftmax
+from peers import onnx_softmax
 
 THREADS = 2
 CASES = [  # (name, shape, axis)
@@ -29,27 +28,6 @@ CASES = [  # (name, shape, axis)
     ("4096 x 4096, axis -1", (4096, 4096), -1),
     ("4096 x 4096, axis 0", (4096, 4096), 0),
 ]
-
-
-def onnx_softmax(x: np.ndarray, y: np.ndarray, axis: int, threads: int):
-    dims = ["a", "b"]
-    graph = helper.make_graph(
-        [helper.make_node("Softmax", ["x"], ["y"], axis=axis)], "softmax",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, dims)],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 9
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    # Its idle pool threads would otherwise spin after each run and take the CPUs of whatever
-    # candidate runs next (fastsoftmax's and PyTorch's sleep when idle, see OMP_WAIT_POLICY).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    binding = session.io_binding()
-    binding.bind_cpu_input("x", x)
-    binding.bind_output("y", "cpu", 0, y.dtype, y.shape, y.ctypes.data)
-    return lambda: session.run_with_iobinding(binding)
 
 
 def sample(call, min_seconds: float = 0.02) -> list[float]:

@@ -80,8 +80,24 @@ def test_adjacent_columns_run_the_column_kernels_with_two_pass(isa, function):
     assert "-c" in e.kernel and "column" in e.reasons["algorithm"]
     # Forced algorithms run as asked, on columns too.
     assert fastsoftmax.explain(x, 0, function=function, isa=isa, algorithm="online").algorithm == "online"
-    # The same axis of a transposed view is contiguous: rows, not columns.
-    assert fastsoftmax.explain(np.ascontiguousarray(x.T), -1, function=function, isa=isa).schedule == "rows"
+    # The same axis of a transposed copy is contiguous: (short) rows, not columns.
+    assert fastsoftmax.explain(np.ascontiguousarray(x.T), -1, function=function, isa=isa).schedule == "short rows"
+
+
+@pytest.mark.parametrize("isa", SIMD)
+@pytest.mark.parametrize("function", ["softmax", "log_softmax"])
+def test_short_rows_run_transposed_on_the_column_kernels(isa, function):
+    """Batches of contiguous float32 rows under 64 elements: Schedule "short rows"; not one row,
+    not strided rows (gathered instead), not other dtypes, not the scalar target."""
+    skip_unless_available(isa)
+    e = fastsoftmax.explain(f32(100, 8), function=function, isa=isa)
+    assert e.schedule == "short rows" and "-c" in e.kernel and "lane" in e.reasons["schedule"]
+    assert fastsoftmax.explain(f32(100, 63), function=function, isa=isa).schedule == "short rows"
+    assert fastsoftmax.explain(f32(100, 64), function=function, isa=isa).schedule == "rows"
+    assert fastsoftmax.explain(f32(1, 8), function=function, isa=isa).schedule == "rows"
+    assert fastsoftmax.explain(f32(100, 16)[:, ::2], function=function, isa=isa).schedule == "rows"
+    assert fastsoftmax.explain(f32(100, 8).astype(np.float16), function=function, isa=isa).schedule == "rows"
+    assert fastsoftmax.explain(f32(100, 8), function=function, isa="scalar").schedule == "rows"
 
 
 @pytest.mark.parametrize("isa", SIMD)

@@ -79,7 +79,8 @@ std::string planned_kernel_name(const Call& call, const Plan& plan) {
     return kernel_name(call.dtype, call.operation, kChecked, checked_code(), Layout::kRows);
   }
   Layout layout = Layout::kRows;
-  if (plan.schedule == Schedule::kColumns) layout = Layout::kColumns;
+  // Short rows run the column kernels on their transposed blocks.
+  if (plan.schedule == Schedule::kColumns || plan.schedule == Schedule::kShortRows) layout = Layout::kColumns;
   // softmax_topk's kernel passes over slices as it does over rows.
   if (plan.schedule == Schedule::kSplitRows && call.operation != Operation::kSoftmaxTopk) layout = Layout::kSplitRows;
   return kernel_name(call.dtype, call.operation, algorithm_name(plan.algorithm), *plan.kernel_target, layout);

@@ -16,6 +16,7 @@ enum class Schedule {
   kRows,        // whole rows, shared out among the threads in runs
   kColumns,     // blocks of adjacent columns (a softmax along a strided axis), one softmax per lane
   kSplitRows,   // every row split into slices across the threads, their states merged
+  kShortRows,   // blocks of short rows transposed into column blocks, one row per lane
 };
 const char* schedule_name(Schedule schedule);
 

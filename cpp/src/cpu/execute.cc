@@ -246,6 +246,36 @@ void run_columns(const Call& call, const Plan& plan, const ColumnPasses& passes)
   });
 }
 
+// ---- softmax and log_softmax: short rows, transposed into column blocks (float32) -----------
+
+// Rows too short for a row kernel to pay for its per-row set-up, horizontal sums and division:
+// each run of block_columns rows is transposed into a column block (one row per SIMD lane), run
+// by the column passes, and transposed back. The block is read whole before anything is written,
+// so x may be y.
+void run_short_rows(const Call& call, const Plan& plan, const ColumnPasses& passes) {
+  const Operand& x = call.inputs[0];
+  const Operand& y = call.outputs[0];
+  const bool log = call.operation == Operation::kLogSoftmax;
+  const std::size_t n = call.n;
+  const std::size_t width = passes.block_columns;
+  const std::size_t blocks = (call.rows + width - 1) / width;
+  run_team_of(plan.threads, [&](int thread, int count) {
+    CheckedColumns checked;
+    std::vector<float> in(n * width), out(n * width);
+    const auto stride = static_cast<std::ptrdiff_t>(width);
+    const std::size_t first = blocks * static_cast<std::size_t>(thread) / static_cast<std::size_t>(count);
+    const std::size_t last = blocks * static_cast<std::size_t>(thread + 1) / static_cast<std::size_t>(count);
+    for (std::size_t b = first; b < last; ++b) {
+      const std::size_t row = b * width;
+      const std::size_t rows = std::min(width, call.rows - row);
+      passes.rows_to_block(rows, n, row_of<const float>(x, row), x.row_stride, in.data());
+      column_block(passes, plan.algorithm, log, {n, width, in.data(), stride, out.data(), stride}, plan.temperature,
+                   checked);
+      passes.block_to_rows(rows, n, out.data(), row_of<float>(y, row), y.row_stride);
+    }
+  });
+}
+
 // ---- softmax_topk ----------------------------------------------------------------------------
 
 // Where one row's k results go.
@@ -424,6 +454,7 @@ void execute_typed(const Call& call, const Plan& plan) {
   const bool log = call.operation == Operation::kLogSoftmax;
   if constexpr (std::is_same_v<T, float>) {
     if (plan.schedule == Schedule::kColumns) return run_columns(call, plan, *target.f32_columns);
+    if (plan.schedule == Schedule::kShortRows) return run_short_rows(call, plan, *target.f32_columns);
     if (plan.schedule == Schedule::kSplitRows) return run_split_rows(call, plan, *target.f32_slices);
   }
   const int a = algorithm_index(plan.algorithm);

@@ -144,6 +144,11 @@ struct ColumnPasses {
   void (*write_softmax)(const ColumnBlock& block, Temperature t, const ColumnTotals& totals);
   void (*write_log_softmax)(const ColumnBlock& block, Temperature t, const ColumnTotals& totals);
   void (*scale)(const ColumnBlock& block, const ColumnTotals& totals);  // the reloading variant's last pass
+  // Short rows as a column block and back: rows [0, rows) (rows <= block_columns) of n contiguous
+  // elements, row r at x + r * row_stride, to block[i * block_columns + r], element i of column r;
+  // the block's columns past `rows` are filled with zeros (finite inputs the passes may compute).
+  void (*rows_to_block)(std::size_t rows, std::size_t n, const float* x, std::ptrdiff_t row_stride, float* block);
+  void (*block_to_rows)(std::size_t rows, std::size_t n, const float* block, float* y, std::ptrdiff_t row_stride);
 };
 
 // Everything one target provides; null entries are kernels it does not have (the planner then

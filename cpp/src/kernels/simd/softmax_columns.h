@@ -25,6 +25,7 @@ struct SimdColumns {
   using Reduction = typename K::Reduction;
   using ExpTable = typename K::ExpTable;
   using PairSum = typename K::PairSum;
+  using NormalScale = typename K::NormalScale;
   static constexpr std::size_t kWidth = S::kWidth;
   // Column vectors per block: enough independent work per row; the block's n rows (n * 256 bytes
   // with AVX-512) stay in L2 between passes for n up to a few thousand. Wider blocks (state in
@@ -129,18 +130,29 @@ struct SimdColumns {
       sums[j].e = K::exponent_of_steps(K::steps_of(S::max(lowest, max), red));  // as K::exponent_of
       stored_error[j] = S::set1(0.0f);
     }
+    NormalScale normal[kVectors];
+    if constexpr (kStore && S::kScaleBySteps) {
+      for (int j = 0; j < kVectors; ++j) normal[j] = NormalScale(sums[j].e, 1.0);
+    }
     b.sweep([&](const float* row, std::size_t i) {
-      for (int j = 0; j < kVectors; ++j) {
-        const ExpParts ex = K::exp_parts(K::floor_input(b.load(row, j, 0.0f), red), red);
-        if constexpr (kStore) {
-          V error;
-          const V term = K::exp_output_and_error(ex, sums[j].e, table, &error);
-          stored_error[j] = S::add(stored_error[j], error);
-          b.store(b.y_row(i), j, term);
-          S::wide_add(sums[j].m, term);
+      ExpParts ex[kVectors];
+      for (int j = 0; j < kVectors; ++j) ex[j] = K::exp_parts(K::floor_input(b.load(row, j, 0.0f), red), red);
+      if constexpr (kStore) {
+        V terms[kVectors], error[kVectors];
+        if (all_normal(normal, ex)) {
+          if constexpr (S::kScaleBySteps) {
+            for (int j = 0; j < kVectors; ++j) terms[j] = normal[j].output_and_error(ex[j], table, &error[j]);
+          }
         } else {
-          sums[j].add_term(ex, table);
+          for (int j = 0; j < kVectors; ++j) terms[j] = K::exp_output_and_error(ex[j], sums[j].e, table, &error[j]);
         }
+        for (int j = 0; j < kVectors; ++j) {
+          stored_error[j] = S::add(stored_error[j], error[j]);
+          b.store(b.y_row(i), j, terms[j]);
+          S::wide_add(sums[j].m, terms[j]);
+        }
+      } else {
+        for (int j = 0; j < kVectors; ++j) sums[j].add_term(ex[j], table);
       }
     });
     for (int j = 0; j < kVectors; ++j) S::wide_add(sums[j].m, stored_error[j]);
@@ -148,6 +160,18 @@ struct SimdColumns {
   }
 
   // ---- Output passes -----------------------------------------------------------------------
+
+  // Whether every output of a row of the block is normal (K::NormalScale, per vector of columns);
+  // always false on targets without S::kScaleBySteps.
+  static bool all_normal(const NormalScale (&normal)[kVectors], const ExpParts (&ex)[kVectors]) {
+    if constexpr (S::kScaleBySteps) {
+      bool all = true;
+      for (int j = 0; j < kVectors; ++j) all &= normal[j].normal(ex[j].n);
+      return all;
+    } else {
+      return false;
+    }
+  }
 
   // 1/sum per lane as hi + lo floats, and the lanes' exponents.
   static void load_inverse_sums(const ColumnTotals& totals, V (&e)[kVectors], V (&inv_hi)[kVectors],
@@ -173,15 +197,29 @@ struct SimdColumns {
     const ExpTable table(1.0);
     V e[kVectors], inv_hi[kVectors], inv_lo[kVectors];
     load_inverse_sums(totals, e, inv_hi, inv_lo);
+    // Sums of n terms below 2 each: 1/sum > 1/(2n).
+    NormalScale normal[kVectors];
+    if constexpr (S::kScaleBySteps) {
+      for (int j = 0; j < kVectors; ++j) normal[j] = NormalScale(e[j], 0.5 / static_cast<double>(block.n));
+    }
     b.sweep([&](const float* row, std::size_t i) {
+      ExpParts ex[kVectors];
+      V mantissa[kVectors];
       for (int j = 0; j < kVectors; ++j) {
-        const ExpParts ex = K::exp_parts(K::floor_input(b.load(row, j, 0.0f), red), red);
-        const V hi = S::lookup(table.hi, ex.z);
-        const V low = S::fmadd(hi, ex.r, S::lookup(table.lo, ex.z));
+        ex[j] = K::exp_parts(K::floor_input(b.load(row, j, 0.0f), red), red);
+        const V hi = S::lookup(table.hi, ex[j].z);
+        const V low = S::fmadd(hi, ex[j].r, S::lookup(table.lo, ex[j].z));
         const V product = S::mul(hi, inv_hi[j]);
         const V product_error = S::fmadd(hi, inv_hi[j], S::sub(S::set1(0.0f), product));
         const V rest = S::fmadd(low, inv_hi[j], S::fmadd(hi, inv_lo[j], product_error));
-        b.store(b.y_row(i), j, S::scale(S::add(product, rest), K::exponent_arg(ex.n, e[j])));
+        mantissa[j] = S::add(product, rest);
+      }
+      if (all_normal(normal, ex)) {
+        if constexpr (S::kScaleBySteps) {
+          for (int j = 0; j < kVectors; ++j) b.store(b.y_row(i), j, S::mul(mantissa[j], S::pow2_steps(ex[j].z, normal[j].p)));
+        }
+      } else {
+        for (int j = 0; j < kVectors; ++j) b.store(b.y_row(i), j, S::scale(mantissa[j], K::exponent_arg(ex[j].n, e[j])));
       }
     });
   }
@@ -221,9 +259,71 @@ struct SimdColumns {
     }
   }
 
+  // ---- Short rows to and from a block (8 x 8 tiles transposed in AVX registers) -----------
+
+  // Transposes the 8 x 8 tile t in place: t[i] lane j becomes t[j] lane i.
+  static void transpose8(__m256 (&t)[8]) {
+    __m256 pairs[8], quads[8];
+    for (int i = 0; i < 8; i += 2) {
+      pairs[i] = _mm256_unpacklo_ps(t[i], t[i + 1]);
+      pairs[i + 1] = _mm256_unpackhi_ps(t[i], t[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+      quads[i] = _mm256_shuffle_ps(pairs[i], pairs[i + 2], 0x44);
+      quads[i + 1] = _mm256_shuffle_ps(pairs[i], pairs[i + 2], 0xEE);
+      quads[i + 2] = _mm256_shuffle_ps(pairs[i + 1], pairs[i + 3], 0x44);
+      quads[i + 3] = _mm256_shuffle_ps(pairs[i + 1], pairs[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; ++i) {
+      t[i] = _mm256_permute2f128_ps(quads[i], quads[i + 4], 0x20);
+      t[i + 4] = _mm256_permute2f128_ps(quads[i], quads[i + 4], 0x31);
+    }
+  }
+  // All-ones in the first `count` (<= 8) lanes.
+  static __m256i first8(std::size_t count) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+
+  static void rows_to_block(std::size_t rows, std::size_t n, const float* x, std::ptrdiff_t row_stride, float* block) {
+    for (std::size_t r = 0; r < kBlockColumns; r += 8) {
+      for (std::size_t i = 0; i < n; i += 8) {
+        const __m256i valid = first8(n - i);
+        __m256 tile[8];
+        for (std::size_t k = 0; k < 8; ++k) {
+          tile[k] = r + k < rows ? _mm256_maskload_ps(x + static_cast<std::ptrdiff_t>(r + k) * row_stride + i, valid)
+                                 : _mm256_setzero_ps();
+        }
+        transpose8(tile);
+        for (std::size_t k = 0; k < 8 && i + k < n; ++k) _mm256_storeu_ps(block + (i + k) * kBlockColumns + r, tile[k]);
+      }
+    }
+  }
+
+  static void block_to_rows(std::size_t rows, std::size_t n, const float* block, float* y, std::ptrdiff_t row_stride) {
+    for (std::size_t r = 0; r < rows; r += 8) {
+      for (std::size_t i = 0; i < n; i += 8) {
+        __m256 tile[8];
+        for (std::size_t k = 0; k < 8; ++k) {
+          tile[k] = i + k < n ? _mm256_loadu_ps(block + (i + k) * kBlockColumns + r) : _mm256_setzero_ps();
+        }
+        transpose8(tile);
+        const __m256i valid = first8(n - i);
+        for (std::size_t k = 0; k < 8 && r + k < rows; ++k) {
+          float* row = y + static_cast<std::ptrdiff_t>(r + k) * row_stride + i;
+          if (n - i >= 8) {
+            _mm256_storeu_ps(row, tile[k]);
+          } else {
+            _mm256_maskstore_ps(row, valid, tile[k]);
+          }
+        }
+      }
+    }
+  }
+
   static constexpr ColumnPasses passes() {
-    return {kBlockColumns,   column_max,    pair_totals<false>, pair_totals<true>, sums_below_max<false>,
-            sums_below_max<true>, write_softmax, write_log_softmax,  scale_stored};
+    return {kBlockColumns,        column_max,    pair_totals<false>, pair_totals<true>, sums_below_max<false>,
+            sums_below_max<true>, write_softmax, write_log_softmax,  scale_stored,      rows_to_block,
+            block_to_rows};
   }
 };
 

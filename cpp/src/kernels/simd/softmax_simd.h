@@ -94,6 +94,14 @@ struct SimdKernels {
     bool unit;                   // t = 1
 
     FASTSOFTMAX_ALWAYS_INLINE explicit Reduction(Temperature t) : temperature(t), unit(t.value == 1.0) {
+      if (unit) {  // the general formulas below at t = 1, folded at compile time (rows pay them once each)
+        steps_per_unit = kStepsPerUnit;
+        neg_step_hi = S::set1(-kStepHi);
+        neg_step_lo = S::set1(static_cast<float>(kStepHi - kLn2 / kTableSize));
+        for (int i = 0; i < kDegree; ++i) coefficients[i] = S::set1(kExpM1Coefficients[S::kTableBits == 4 ? 0 : 1][i]);
+        input_floor = S::set1(kExpInputFloor);
+        return;
+      }
       steps_per_unit = static_cast<float>(kStepsPerUnit * t.inverse);
       const float step_hi = static_cast<float>(kStepHi * t.value);  // kStepHi itself for t = 1
       const double step = kLn2 / kTableSize * t.value;
@@ -133,18 +141,40 @@ struct SimdKernels {
   // The exponent argument n / 2^b - e for an integer e: S::scale applies 2^floor(.) of it.
   static V exponent_arg(V n, V e) { return S::fmadd(n, S::set1(1.0f / kTableSize), S::sub(S::set1(0.0f), e)); }
 
-  // The table 2^(j/2^b) times a per-row factor, as hi + lo vectors (computed in double).
+  // The table 2^(j/2^b), j < 2^b, times a per-row factor, as hi + lo vectors (computed in double):
+  // one vector each, as 2^b is the vector width.
+  static_assert(kTableSize == kWidth, "the exp table fills one vector");
+  static constexpr int kTableStride = 16 / (1 << S::kTableBits);  // in kExp2TableHi/Lo
+  struct TableValues {
+    float hi[kWidth], lo[kWidth];
+  };
+  // The table for factor 1: kExp2TableHi/Lo's entries (hi + lo rounds to hi, correctly rounded).
+  static constexpr TableValues unit_table() {
+    TableValues values{};
+    for (std::size_t i = 0; i < kWidth; ++i) {
+      values.hi[i] = kExp2TableHi[i * kTableStride];
+      values.lo[i] = kExp2TableLo[i * kTableStride];
+    }
+    return values;
+  }
+  static constexpr TableValues kUnitTable = unit_table();
   struct ExpTable {
     V hi, lo;
     explicit ExpTable(double factor) {
-      float hi_values[16], lo_values[16];
-      for (int i = 0; i < 16; ++i) {
-        const double v = (static_cast<double>(kExp2TableHi[i]) + kExp2TableLo[i]) * factor;
+      if (factor == 1.0) {
+        hi = S::load(kUnitTable.hi);
+        lo = S::load(kUnitTable.lo);
+        return;
+      }
+      float hi_values[kWidth], lo_values[kWidth];
+      for (std::size_t i = 0; i < kWidth; ++i) {
+        const std::size_t j = i * kTableStride;
+        const double v = (static_cast<double>(kExp2TableHi[j]) + kExp2TableLo[j]) * factor;
         hi_values[i] = static_cast<float>(v);
         lo_values[i] = static_cast<float>(v - hi_values[i]);
       }
-      hi = S::load_table(hi_values);
-      lo = S::load_table(lo_values);
+      hi = S::load(hi_values);
+      lo = S::load(lo_values);
     }
   };
   // T[j] * (1 + r) with a single rounding: T_hi + (T_hi * r + T_lo).
@@ -174,6 +204,54 @@ struct SimdKernels {
     *error = S::scale_ftz(S::sub(low_part, S::sub(mantissa_sum, hi)), arg);
     return S::scale(mantissa_sum, arg);
   }
+
+  // ---- Blocks whose outputs are all normal (targets whose S::scale is costly) ----------------
+  // S::scale rounds subnormal outputs correctly, in many instructions where the target has no
+  // vscalefps. A block whose outputs are all normal (inputs within about 69 of the largest, in
+  // units of t: nearly every block of nearly every row) is instead scaled by one multiply by
+  // 2^(floor(n / 2^b) - e), built in the exponent field (S::pow2_steps): exact there, so the same
+  // bits as S::scale.
+  struct NormalScale {
+    // Outputs at least 2^-kLowestExponent: they, and the 2^-24 smaller errors of the reloading
+    // variant's terms, are normal floats.
+    static constexpr float kLowestExponent = 100.0f;
+    // Exponents beyond this make 2^-e no normal float: every block of such lanes takes S::scale.
+    static constexpr float kLargestExponent = 120.0f;
+    V p;          // 2^-e, per lane
+    V min_steps;  // a block with n below this in any lane takes S::scale (NaN n never does: NaN either way)
+
+    NormalScale() = default;  // for targets without kScaleBySteps, which never use it
+
+    // For outputs T * (1 + r) * f * 2^(floor(n / 2^b) - e), with the lanes' exponents e and table
+    // factors f >= min_factor (> 0).
+    NormalScale(V e, double min_factor) {
+      const V zero = S::set1(0.0f);
+      // ilogb(1 / f) + 2 >= log2(1 / f) + 1, without a call to log2 per row.
+      const float headroom = static_cast<float>(min_factor == 1.0 ? 2 : std::ilogb(1.0 / min_factor) + 2);
+      min_steps = S::mul(S::add(e, S::set1(headroom - kLowestExponent)), S::set1(kTableSize));
+      const V beyond = S::add(S::max(S::sub(e, S::set1(kLargestExponent)), zero),
+                              S::max(S::sub(S::set1(-kLargestExponent), e), zero));
+      min_steps = S::fmadd(beyond, S::set1(0x1p30f), min_steps);
+      p = S::pow2(S::max(S::min(S::sub(zero, e), S::set1(kLargestExponent)), S::set1(-kLargestExponent)));
+    }
+    bool normal(const V& n) const { return !S::any_greater(min_steps, n); }
+    bool all_normal(const ExpParts (&ex)[kUnroll]) const {
+      return normal(S::min(S::min(ex[0].n, ex[1].n), S::min(ex[2].n, ex[3].n)));
+    }
+    // exp_output for a block all_normal() accepted.
+    V output(const ExpParts& ex, const ExpTable& table) const {
+      return S::mul(mantissa(ex, table), S::pow2_steps(ex.z, p));
+    }
+    // exp_output_and_error for a block all_normal() accepted.
+    V output_and_error(const ExpParts& ex, const ExpTable& table, V* error) const {
+      const V hi = S::lookup(table.hi, ex.z);
+      const V low_part = S::fmadd(hi, ex.r, S::lookup(table.lo, ex.z));
+      const V mantissa_sum = S::add(hi, low_part);
+      const V power = S::pow2_steps(ex.z, p);
+      *error = S::mul(S::sub(low_part, S::sub(mantissa_sum, hi)), power);
+      return S::mul(mantissa_sum, power);
+    }
+  };
 
   // The table steps n of x / t (as exp_parts rounds them), and the exponent floor(n / 2^b) of a
   // maximum; scalar twins for a row's maximum.
@@ -253,14 +331,15 @@ struct SimdKernels {
     sweep(n, x, 0.0f, body);
   }
 
-  // An output pass y = f(x) vector by vector. Long rows stream their output: the elements up to
+  // An output pass y = f(x) block by block. Long rows stream their output: the elements up to
   // the first vector-aligned y are written normally, the rest with non-temporal stores.
+  // f(block, out) computes a block's outputs.
   template <class T, class F>
   static void write_pass(std::size_t n, const T* x, T* y, F&& f) {
     auto body = [&f](auto stream, T* ys) {
       return [&f, ys](const Block& v, std::size_t i, std::size_t valid) {
         Block out;
-        for (int j = 0; j < kUnroll; ++j) out[j] = f(v[j]);
+        f(v, out);
         store_block<decltype(stream)::value>(ys + i, valid, out);
       };
     };
@@ -334,7 +413,9 @@ struct SimdKernels {
     const V log_sum = S::set1(log_sum_above_max(total.sum, static_cast<float>(total.exponent), total.max, t));
     const V shift = S::set1(total.max);
     const V inverse = S::set1(static_cast<float>(t.inverse));  // 1 for t = 1: the FMA is then a subtraction
-    write_pass(n, x, y, [&](V v) { return S::fmadd(S::sub(v, shift), inverse, S::sub(S::set1(0.0f), log_sum)); });
+    write_pass(n, x, y, [&](const Block& v, Block& out) {
+      for (int j = 0; j < kUnroll; ++j) out[j] = S::fmadd(S::sub(v[j], shift), inverse, S::sub(S::set1(0.0f), log_sum));
+    });
   }
   // softmax output exp(x / t) / (sum * 2^e): the table carries 1/sum, so each normal output
   // rounds once (subnormal ones twice, the second time in vscalefps or the exponent-bits scaling).
@@ -343,7 +424,22 @@ struct SimdKernels {
     const Reduction red(t);
     const ExpTable table(1.0 / total.sum);
     const V e = S::set1(static_cast<float>(total.exponent));
-    write_pass(n, x, y, [&](V v) { return exp_output(exp_parts(floor_input(v, red), red), e, table); });
+    if constexpr (S::kScaleBySteps) {
+      const NormalScale normal(e, 1.0 / total.sum);
+      write_pass(n, x, y, [&](const Block& v, Block& out) {
+        ExpParts ex[kUnroll];
+        for (int j = 0; j < kUnroll; ++j) ex[j] = exp_parts(floor_input(v[j], red), red);
+        if (FASTSOFTMAX_UNLIKELY(!normal.all_normal(ex))) {
+          for (int j = 0; j < kUnroll; ++j) out[j] = exp_output(ex[j], e, table);
+        } else {
+          for (int j = 0; j < kUnroll; ++j) out[j] = normal.output(ex[j], table);
+        }
+      });
+    } else {
+      write_pass(n, x, y, [&](const Block& v, Block& out) {
+        for (int j = 0; j < kUnroll; ++j) out[j] = exp_output(exp_parts(floor_input(v[j], red), red), e, table);
+      });
+    }
   }
 
   // ---- The algorithms ----------------------------------------------------------------------
@@ -357,20 +453,29 @@ struct SimdKernels {
     const ExpTable table(1.0);
     typename S::Wide sum;
     V stored_error = S::set1(0.0f);
+    NormalScale normal;
+    if constexpr (kStore && S::kScaleBySteps) normal = NormalScale(e, 1.0);
     sweep(n, x, -std::numeric_limits<float>::infinity(), [&](const Block& v, std::size_t i, std::size_t valid) {
       Block terms;
-      for (int j = 0; j < kUnroll; ++j) {
-        const ExpParts ex = exp_parts(floor_input(v[j], red), red);
-        if constexpr (kStore) {
-          V error;
-          terms[j] = exp_output_and_error(ex, e, table, &error);
-          stored_error = S::add(stored_error, error);
+      ExpParts ex[kUnroll];
+      for (int j = 0; j < kUnroll; ++j) ex[j] = exp_parts(floor_input(v[j], red), red);
+      if constexpr (kStore) {
+        V error[kUnroll];
+        bool all_normal = false;
+        if constexpr (S::kScaleBySteps) all_normal = normal.all_normal(ex);
+        if (all_normal) {
+          if constexpr (S::kScaleBySteps) {
+            for (int j = 0; j < kUnroll; ++j) terms[j] = normal.output_and_error(ex[j], table, &error[j]);
+          }
         } else {
-          terms[j] = exp_term(ex, e, table);
+          for (int j = 0; j < kUnroll; ++j) terms[j] = exp_output_and_error(ex[j], e, table, &error[j]);
         }
-        S::wide_add(sum, terms[j]);
+        for (int j = 0; j < kUnroll; ++j) stored_error = S::add(stored_error, error[j]);
+        store_block(y + i, valid, terms);
+      } else {
+        for (int j = 0; j < kUnroll; ++j) terms[j] = exp_term(ex[j], e, table);
       }
-      if (kStore) store_block(y + i, valid, terms);
+      for (int j = 0; j < kUnroll; ++j) S::wide_add(sum, terms[j]);
     });
     S::wide_add(sum, stored_error);
     return S::wide_total(sum);
@@ -524,7 +629,9 @@ struct SimdKernels {
   // traffic of two-pass and online without their exponentials, a speed bound for them.
   static void read_twice_write_once(std::size_t n, const float* x, float* y) {
     const V scale = S::set1(1.0f / (1.0f + std::fabs(row_max(n, x))));
-    write_pass(n, x, y, [&](V v) { return S::mul(v, scale); });
+    write_pass(n, x, y, [&](const Block& v, Block& out) {
+      for (int j = 0; j < kUnroll; ++j) out[j] = S::mul(v[j], scale);
+    });
   }
 
   // The passes of the algorithms, for rows split across threads.

@@ -103,13 +103,21 @@ struct Avx2 {
     const V second = _mm256_andnot_ps(rounds_to_zero, pow2(_mm256_max_ps(k_second, set1(-127.0f))));
     return mul(mul(a, pow2(k_first)), second);
   }
+  // Whether scale() needs the exponents of its results as table steps to be fast (see
+  // SimdKernels::NormalScale): it takes 14 instructions to round subnormal results correctly.
+  static constexpr bool kScaleBySteps = true;
+  // p * 2^floor(n / 8) for z = n + 1.5 * 2^23 (an integer n, |n| < 2^22) and a power of two p, where
+  // the result is normal: n's bits above the table index added to p's exponent field (z's bias
+  // bits shift out of the word).
+  static V pow2_steps(V z, V p) {
+    const __m256i steps = _mm256_slli_epi32(_mm256_castps_si256(z), 23 - kTableBits);
+    const __m256i exponent = _mm256_and_si256(steps, _mm256_set1_epi32(static_cast<int>(0xFF800000u)));
+    return _mm256_castsi256_ps(_mm256_add_epi32(exponent, _mm256_castps_si256(p)));
+  }
+  static V min(V a, V b) { return _mm256_min_ps(a, b); }
   // a * 2^floor(k) for k < 128 where results below 2^-126 may flush to zero: for sums whose
   // terms that small cannot matter.
   static V scale_ftz(V a, V k) { return mul(a, pow2(_mm256_max_ps(floor(k), set1(-127.0f)))); }
-  // Entries 0, 2, ..., 14 of a 16-entry table of 2^(i/16): the 8-entry table of 2^(i/8).
-  static V load_table(const float* table16) {
-    return _mm256_i32gather_ps(table16, _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14), 4);
-  }
   // table[low 3 bits of each lane of index's bits].
   static V lookup(V table, V index) { return _mm256_permutevar8x32_ps(table, _mm256_castps_si256(index)); }
   static float reduce_max(V a) {

@@ -77,8 +77,9 @@ struct Avx512 {
   static V scale(V a, V k) { return _mm512_scalef_ps(a, k); }
   // The same where subnormal results may flush to zero; vscalefps is exact anyway.
   static V scale_ftz(V a, V k) { return _mm512_scalef_ps(a, k); }
-  // The 16-entry table from memory, and table[low 4 bits of each lane of index's bits].
-  static V load_table(const float* table16) { return _mm512_loadu_ps(table16); }
+  // vscalefps rounds subnormal results correctly in one instruction: no fast path needed.
+  static constexpr bool kScaleBySteps = false;
+  // table[low 4 bits of each lane of index's bits].
   static V lookup(V table, V index) { return _mm512_permutexvar_ps(_mm512_castps_si512(index), table); }
   static float reduce_max(V a) { return _mm512_reduce_max_ps(a); }
   // Whether a > b in any lane; a bit per lane where a > b.
