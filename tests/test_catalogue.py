@@ -35,6 +35,9 @@ COLUMNS = 70  # a full block of 64 (AVX-512) or two of 32 (AVX2) and a partial o
 SPLIT_LENGTH = (1 << 17) + 5  # split across 2 threads: 64K elements per slice and more
 SPLIT_THREADS = 2
 TOPK_K = 5
+# Batches of rows up to 256 with k up to 8 run softmax_topk on the column kernels (short rows):
+# the row kernels are reached with a larger k.
+TOPK_ROWS_K = 9
 HALF_ULP = 1.5  # 16-bit outputs: the float32 result rounded once; the reloading variant twice
 
 
@@ -53,10 +56,14 @@ def call_for(kernel: dict[str, str]) -> tuple[np.ndarray, int, dict]:
     kwargs: dict = {"isa": kernel["target"], "function": kernel["operation"]}
     if kernel["operation"] == "softmax_topk":
         kwargs["k"] = TOPK_K if kernel["algorithm"] != "checked" else 1
+        if kernel["layout"] == "rows" and kernel["algorithm"] != "checked":
+            kwargs["k"] = TOPK_ROWS_K
     elif kernel["algorithm"] != "checked":
         kwargs["algorithm"] = kernel["algorithm"]
     if kernel["algorithm"] == "checked":
         return rng.normal(0, 4, (3, 1)).astype(dtype), -1, kwargs
+    if kernel["layout"] == "columns" and kernel["operation"] == "softmax_topk":  # short rows
+        return rng.normal(0, 4, (COLUMNS, COLUMN_LENGTH)).astype(dtype), -1, kwargs
     if kernel["layout"] == "columns":
         return rng.normal(0, 4, (COLUMN_LENGTH, COLUMNS)).astype(dtype), 0, kwargs
     if kernel["layout"] == "split rows":

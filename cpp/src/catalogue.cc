@@ -64,6 +64,10 @@ void add_pass_kernels(const CpuTarget& target, Layout layout, std::vector<Kernel
       out.push_back(info(DataType::kFloat32, operation, algorithm_name(algorithm), target, layout));
     }
   }
+  // Short rows' softmax_topk (online totals) runs on the column kernels.
+  if (layout == Layout::kColumns) {
+    out.push_back(info(DataType::kFloat32, Operation::kSoftmaxTopk, algorithm_name(Algorithm::kOnline), target, layout));
+  }
 }
 
 }  // namespace
@@ -81,7 +85,7 @@ std::string planned_kernel_name(const Call& call, const Plan& plan) {
   Layout layout = Layout::kRows;
   // Short rows run the column kernels on their transposed blocks.
   if (plan.schedule == Schedule::kColumns || plan.schedule == Schedule::kShortRows) layout = Layout::kColumns;
-  // softmax_topk's kernel passes over slices as it does over rows.
+  // softmax_topk's kernel passes over slices as it does over rows (short rows: the column kernels').
   if (plan.schedule == Schedule::kSplitRows && call.operation != Operation::kSoftmaxTopk) layout = Layout::kSplitRows;
   return kernel_name(call.dtype, call.operation, algorithm_name(plan.algorithm), *plan.kernel_target, layout);
 }

@@ -440,6 +440,44 @@ void run_split_topk_rows(const Call& call, const Plan& plan, TopkKernel<T> kerne
   });
 }
 
+// Short float32 rows and small k: each run of block_columns rows transposed into a column block,
+// its online totals from the column pass, the k best of each row chosen lane by lane in k
+// rounds, and their probabilities by the column write pass over the k chosen values (a k-row
+// block with the rows' totals). Rows the fast path declines take checked_topk.
+void run_short_topk_rows(const Call& call, const Plan& plan, const ColumnPasses& passes) {
+  const std::size_t n = call.n;
+  const auto k = static_cast<std::size_t>(call.k);
+  const std::size_t width = passes.block_columns;
+  const auto stride = static_cast<std::ptrdiff_t>(width);
+  const std::size_t blocks = (call.rows + width - 1) / width;
+  const Temperature t = plan.temperature;
+  run_team_of(plan.threads, [&](int thread, int count) {
+    TopkScratch<float> scratch(k);
+    std::vector<float> block(n * width), values(k * width), indices(k * width), probabilities(k * width);
+    const std::size_t first = blocks * static_cast<std::size_t>(thread) / static_cast<std::size_t>(count);
+    const std::size_t last = blocks * static_cast<std::size_t>(thread + 1) / static_cast<std::size_t>(count);
+    for (std::size_t b = first; b < last; ++b) {
+      const std::size_t row = b * width;
+      const std::size_t rows = std::min(width, call.rows - row);
+      passes.rows_to_block(rows, n, row_of<const float>(call.inputs[0], row), call.inputs[0].row_stride, block.data());
+      ColumnTotals totals;
+      passes.online_totals({n, width, block.data(), stride, nullptr, stride}, t, &totals);
+      passes.select_topk(n, block.data(), k, values.data(), indices.data());
+      passes.write_softmax({k, width, values.data(), stride, probabilities.data(), stride}, t, totals);
+      for (std::size_t c = 0; c < rows; ++c) {
+        const TopkOut<float> out = topk_out<float>(call, row + c);
+        if (!fast_normalizer(Normalizer<float>{totals.sum[c], totals.exponent[c], 0.0f, totals.max[c]})) {
+          checked_topk(call, n, row_of<const float>(call.inputs[0], row + c), t, scratch, out);
+          continue;
+        }
+        for (std::size_t j = 0; j < k; ++j) {
+          out.set(j, probabilities[j * width + c], static_cast<std::int64_t>(indices[j * width + c]));
+        }
+      }
+    }
+  });
+}
+
 // ---- Dispatch by element type, operation and schedule --------------------------------------
 
 template <class T>
@@ -447,6 +485,9 @@ void execute_typed(const Call& call, const Plan& plan) {
   const TargetKernels& target = *plan.kernel_target->kernels();
   const RowKernels<T>& kernels = *row_kernels_of<T>(target);
   if (call.operation == Operation::kSoftmaxTopk) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (plan.schedule == Schedule::kShortRows) return run_short_topk_rows(call, plan, *target.f32_columns);
+    }
     if (plan.schedule == Schedule::kSplitRows) return run_split_topk_rows<T>(call, plan, kernels.softmax_topk);
     const bool one_element = plan.schedule == Schedule::kOneElement;
     return run_topk_rows<T>(call, plan, one_element ? nullptr : kernels.softmax_topk);

@@ -149,6 +149,11 @@ struct ColumnPasses {
   // the block's columns past `rows` are filled with zeros (finite inputs the passes may compute).
   void (*rows_to_block)(std::size_t rows, std::size_t n, const float* x, std::ptrdiff_t row_stride, float* block);
   void (*block_to_rows)(std::size_t rows, std::size_t n, const float* block, float* y, std::ptrdiff_t row_stride);
+  // softmax_topk of short rows: the k best of each column of an n-row block, best first (the larger
+  // value, for equal values the lower index), into values[j * block_columns + c] and their indices
+  // (as floats) into indices[j * block_columns + c]. Entries are knocked out of the block (made NaN)
+  // as they are taken. Columns with a NaN get meaningless results (the layer runs them checked).
+  void (*select_topk)(std::size_t n, float* block, std::size_t k, float* values, float* indices);
 };
 
 // Everything one target provides; null entries are kernels it does not have (the planner then

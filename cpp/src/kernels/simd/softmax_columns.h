@@ -7,6 +7,7 @@
 // checks each column between them and runs the checked path on the columns the fast path declines.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <limits>
@@ -197,10 +198,14 @@ struct SimdColumns {
     const ExpTable table(1.0);
     V e[kVectors], inv_hi[kVectors], inv_lo[kVectors];
     load_inverse_sums(totals, e, inv_hi, inv_lo);
-    // Sums of n terms below 2 each: 1/sum > 1/(2n).
     NormalScale normal[kVectors];
     if constexpr (S::kScaleBySteps) {
-      for (int j = 0; j < kVectors; ++j) normal[j] = NormalScale(e[j], 0.5 / static_cast<double>(block.n));
+      // The smallest factor 1/sum of the block's lanes (finite sums; the others are declined).
+      double largest_sum = 1.0;
+      for (std::size_t c = 0; c < kBlockColumns; ++c) {
+        if (std::isfinite(totals.sum[c])) largest_sum = std::max(largest_sum, totals.sum[c]);
+      }
+      for (int j = 0; j < kVectors; ++j) normal[j] = NormalScale(e[j], 1.0 / largest_sum);
     }
     b.sweep([&](const float* row, std::size_t i) {
       ExpParts ex[kVectors];
@@ -320,10 +325,37 @@ struct SimdColumns {
     }
   }
 
+  // ---- softmax_topk of short rows: k rounds of a maximum per lane --------------------------
+
+  static void select_topk(std::size_t n, float* block, std::size_t k, float* values, float* indices) {
+    const V taken_mark = S::set1(std::numeric_limits<float>::quiet_NaN());
+    for (std::size_t lanes = 0; lanes < kBlockColumns; lanes += kWidth) {
+      V taken = S::set1(-1.0f);  // the index the previous round took: none yet
+      for (std::size_t j = 0; j < k; ++j) {
+        // The previous round's entry knocked out as NaN, which max never returns (x86's max gives
+        // its second operand when either is NaN), and the best of the rest.
+        V best = S::set1(-std::numeric_limits<float>::infinity());
+        for (std::size_t i = 0; i < n; ++i) {
+          float* p = block + i * kBlockColumns + lanes;
+          const V v = S::select_equal(S::set1(static_cast<float>(i)), taken, taken_mark, S::load(p));
+          S::store(p, v);
+          best = S::max(v, best);
+        }
+        V index = S::set1(static_cast<float>(n));
+        for (std::size_t i = n; i-- > 0;) {  // downwards: the lowest index of the best value stays
+          index = S::select_equal(S::load(block + i * kBlockColumns + lanes), best, S::set1(static_cast<float>(i)), index);
+        }
+        S::store(values + j * kBlockColumns + lanes, best);
+        S::store(indices + j * kBlockColumns + lanes, index);
+        taken = index;
+      }
+    }
+  }
+
   static constexpr ColumnPasses passes() {
     return {kBlockColumns,        column_max,    pair_totals<false>, pair_totals<true>, sums_below_max<false>,
             sums_below_max<true>, write_softmax, write_log_softmax,  scale_stored,      rows_to_block,
-            block_to_rows};
+            block_to_rows,        select_topk};
   }
 };
 
