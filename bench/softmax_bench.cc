@@ -11,6 +11,9 @@
 //                                                   std::partial_sort or std::nth_element
 //   <16-bit kernel>/n4/<n>                          float16 and bfloat16 two-pass rows of 1e3, 1e5
 //                                                   and 1e7 elements (float32: the rows above)
+//   <kernel>/n4/<rows>x<n>                          batches of short and medium float32 rows, one
+//                                                   call each, by every kernel the planner sends them to
+//   <topk kernel>/n4/<rows>x<n>/k<k>                softmax_topk on MoE router shapes
 // Each benchmark first checks, with explain(), that its call is planned onto its kernel.
 #include <benchmark/benchmark.h>
 
@@ -401,6 +404,8 @@ void register_topk(TopkCandidate candidate, const KernelInfo& kernel, std::size_
                            std::to_string(kTopkColumns) + "/k" + std::to_string(k);
   Call call = kernel_call(kernel, kTopkRows, kTopkColumns);
   call.k = static_cast<std::int64_t>(k);
+  call.inputs[0].row_stride = static_cast<std::ptrdiff_t>(kTopkColumns);
+  for (fastsoftmax::Operand& output : call.outputs) output.row_stride = static_cast<std::ptrdiff_t>(k);
   const bool planned = planned_onto(call, kernel);
   const TopkRun run{candidate, k, call.options};
   benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) {
@@ -420,6 +425,47 @@ void register_topk(TopkCandidate candidate, const KernelInfo& kernel, std::size_
       benchmark::DoNotOptimize(values.data());
       benchmark::DoNotOptimize(indices.data());
       return status;
+    });
+  });
+}
+
+// ---- Batches of short and medium rows ----------------------------------------------------------
+//
+// The shapes of attention scores, MoE gating and classifier heads (bench/user_shapes.py measures
+// the same against PyTorch and ONNX Runtime): one call over the whole batch, normal inputs (n4),
+// on one thread, by every float32 kernel the planner sends that batch to (every algorithm; rows
+// under 64 elements run transposed on the column kernels); and softmax_topk on router shapes.
+// Counters count the elements of the whole batch.
+
+struct BatchShape {
+  std::size_t rows, n, k;  // k = 0: softmax and log_softmax; else softmax_topk with this k
+};
+constexpr BatchShape kBatchShapes[] = {{16384, 8, 0},  {4096, 64, 0}, {32768, 128, 0}, {4096, 256, 0},
+                                       {256, 4096, 0}, {4096, 64, 2}, {16384, 8, 2},   {4096, 256, 8}};
+constexpr Distribution kBatchDistribution = Distribution::kNormal4;
+
+// <kernel>/n4/<rows>x<n>[/k<k>], registered only where the library plans the batch onto `kernel`.
+void register_batch(const KernelInfo& kernel, const BatchShape& shape) {
+  Call call = kernel_call(kernel, shape.rows, shape.n);
+  const auto n = static_cast<std::ptrdiff_t>(shape.n);
+  const auto k = static_cast<std::ptrdiff_t>(shape.k);
+  call.inputs[0].row_stride = n;
+  call.outputs[0].row_stride = shape.k == 0 ? n : k;
+  call.outputs[1].row_stride = k;
+  call.k = k;
+  if ((shape.k > 0) != (kernel.operation == Operation::kSoftmaxTopk) || !planned_onto(call, kernel)) return;
+  std::string name = kernel.name + "/" + distribution_name(kBatchDistribution) + "/" + std::to_string(shape.rows) +
+                     "x" + std::to_string(shape.n);
+  if (shape.k > 0) name += "/k" + std::to_string(shape.k);
+  const std::size_t bytes = shape.k > 0 ? kFusedTopkBytes : accesses_per_element(kernel.algorithm) * sizeof(float);
+  benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) mutable {
+    std::vector<float> values(shape.rows * shape.k);
+    std::vector<std::int64_t> indices(shape.rows * shape.k);
+    run_rotated(state, buffers_for(kBatchDistribution, shape.rows * shape.n), bytes, [&](const float* x, float* y) {
+      call.inputs[0].data = x;
+      call.outputs[0].data = shape.k > 0 ? values.data() : y;
+      call.outputs[1].data = indices.data();
+      return fastsoftmax::run(call);
     });
   });
 }
@@ -451,12 +497,18 @@ void register_all() {
   }
   const std::vector<KernelInfo> topk_kernels = runnable_kernels([](const KernelInfo& kernel) {
     return kernel.dtype == DataType::kFloat32 && kernel.operation == Operation::kSoftmaxTopk &&
-           kernel.algorithm != "checked";
+           kernel.algorithm != "checked" && kernel.layout == "rows";
   });
   for (std::size_t k : kTopkKs) {
     for (const KernelInfo& kernel : topk_kernels) {
       for (TopkCandidate candidate : kTopkCandidates) register_topk(candidate, kernel, k);
     }
+  }
+  const std::vector<KernelInfo> batch_kernels = runnable_kernels([](const KernelInfo& kernel) {
+    return kernel.dtype == DataType::kFloat32 && kernel.algorithm != "checked" && kernel.layout != "split rows";
+  });
+  for (const BatchShape& shape : kBatchShapes) {
+    for (const KernelInfo& kernel : batch_kernels) register_batch(kernel, shape);
   }
   const std::vector<KernelInfo> half_kernels = runnable_kernels(half_two_pass_kernel);
   for (std::size_t n : kDtypeSizes) {

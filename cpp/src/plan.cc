@@ -21,8 +21,9 @@ constexpr std::size_t kBeyondL2Elements = std::size_t{1} << 17;  // 512 KiB of f
 // them (measured on AVX2, Zen 3: 7x faster at n = 8, 1.4x at n = 48, even at n = 64).
 constexpr std::size_t kShortRowElements = 64;
 // softmax_topk runs rows up to this long transposed, for k up to kShortTopkMaxK: it selects by
-// k rounds of a maximum per lane, k times the work of a pass (rows of 8 and 64 with k = 2: 9x
-// and 5x faster than the row kernel, rows of 256 with k = 8: 2.5x).
+// k rounds of a maximum per lane, k times the work of a pass (measured on AVX2, Zen 3, against
+// the row kernel: 16384 rows of 8 and 4096 of 64 with k = 2 6.6x and 8x faster, 4096 rows of 256
+// with k = 8 2.9x).
 constexpr std::size_t kShortTopkElements = 256;
 constexpr std::int64_t kShortTopkMaxK = 8;
 
@@ -118,6 +119,12 @@ void choose_threads(const Call& call, Plan& plan) {
   }
 }
 
+// Whether rows transposed into blocks of columns fill enough of their lanes to pay (a block costs
+// the same however few of its lanes are rows): at least a quarter of a block.
+bool fills_column_blocks(std::size_t rows, const TargetKernels& kernels) {
+  return rows >= kernels.f32_columns->block_columns / 4;
+}
+
 // Threads share out blocks of columns (or of transposed rows): no more threads than blocks.
 void limit_threads_to_blocks(const Call& call, Plan& plan) {
   const std::size_t width = plan.kernel_target->kernels()->f32_columns->block_columns;
@@ -163,8 +170,9 @@ Plan plan(const Call& call) {
       plan.schedule = Schedule::kOneElement;
       plan.schedule_reason = "one-element rows: the checked path gives exactly 1, or NaN";
     } else if (call.dtype == DataType::kFloat32 && plan.kernel_target->isa() != Isa::kScalar &&
-               plan.kernel_target->kernels()->f32_columns != nullptr && x.stride == 1 && call.rows > 1 &&
-               call.n <= kShortTopkElements && call.k <= kShortTopkMaxK) {
+               plan.kernel_target->kernels()->f32_columns != nullptr && x.stride == 1 &&
+               fills_column_blocks(call.rows, *plan.kernel_target->kernels()) && call.n <= kShortTopkElements &&
+               call.k <= kShortTopkMaxK) {
       plan.schedule = Schedule::kShortRows;
       plan.schedule_reason =
           "short rows and small k: blocks of rows transposed, one row per SIMD lane, the k best chosen in k rounds "
@@ -198,8 +206,8 @@ Plan plan(const Call& call) {
     plan.schedule_reason =
         "a strided axis whose softmaxes lie side by side: blocks of adjacent columns read a row at a time, one "
         "softmax per SIMD lane, nothing gathered";
-  } else if (simd_float32 && kernels.f32_columns != nullptr && x.stride == 1 && y.stride == 1 && call.rows > 1 &&
-             call.n < kShortRowElements) {
+  } else if (simd_float32 && kernels.f32_columns != nullptr && x.stride == 1 && y.stride == 1 &&
+             fills_column_blocks(call.rows, kernels) && call.n < kShortRowElements) {
     plan.schedule = Schedule::kShortRows;
     plan.schedule_reason =
         "short rows: blocks of rows transposed into column blocks, one row per SIMD lane, so no per-row set-up, "

@@ -261,6 +261,8 @@ def softmax(
     >>> fastsoftmax.softmax(np.float32([1, np.inf, np.inf]))
     array([0. , 0.5, 0.5], dtype=float32)
     """
+    if type(x) is np.ndarray:  # the common case first, without the other frameworks' checks
+        return _core.softmax(x, axis, algorithm, isa, out, num_threads, temperature)
     if _device.is_device_array(x):
         return _device.rowwise("softmax", x, axis, algorithm, isa, out, num_threads, temperature)
     if _device.is_foreign_host_array(x):
@@ -290,6 +292,8 @@ def log_softmax(
     >>> fastsoftmax.log_softmax([0.0, 0.0, 0.0, 0.0])
     array([-1.38629436, -1.38629436, -1.38629436, -1.38629436])
     """
+    if type(x) is np.ndarray:  # the common case first, without the other frameworks' checks
+        return _core.log_softmax(x, axis, algorithm, isa, out, num_threads, temperature)
     if _device.is_device_array(x):
         return _device.rowwise("log_softmax", x, axis, algorithm, isa, out, num_threads, temperature)
     if _device.is_foreign_host_array(x):
