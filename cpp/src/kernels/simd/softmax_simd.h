@@ -236,7 +236,9 @@ struct SimdKernels {
     }
     bool normal(const V& n) const { return !S::any_greater(min_steps, n); }
     bool all_normal(const ExpParts (&ex)[kUnroll]) const {
-      return normal(S::min(S::min(ex[0].n, ex[1].n), S::min(ex[2].n, ex[3].n)));
+      V lowest = ex[0].n;
+      for (int j = 1; j < kUnroll; ++j) lowest = S::min(lowest, ex[j].n);
+      return normal(lowest);
     }
     // exp_output for a block all_normal() accepted.
     V output(const ExpParts& ex, const ExpTable& table) const {
@@ -356,7 +358,11 @@ struct SimdKernels {
   }
 
   // ---- Reductions --------------------------------------------------------------------------
-  static V max_block(const Block& v) { return S::max(S::max(v[0], v[1]), S::max(v[2], v[3])); }
+  static V max_block(const Block& v) {
+    V max = v[0];
+    for (int j = 1; j < kUnroll; ++j) max = S::max(max, v[j]);
+    return max;
+  }
 
   template <class T>
   static float row_max(std::size_t n, const T* x) {
@@ -528,7 +534,8 @@ struct SimdKernels {
       if constexpr (kMax) running_max = S::max(running_max, max_block(v));
       ExpParts ex[kUnroll];
       for (int j = 0; j < kUnroll; ++j) ex[j] = exp_parts(floor_input(v[j], red), red);
-      const V n_max = S::max(S::max(ex[0].n, ex[1].n), S::max(ex[2].n, ex[3].n));
+      V n_max = ex[0].n;
+      for (int j = 1; j < kUnroll; ++j) n_max = S::max(n_max, ex[j].n);
       total.raise_exponent(S::max(total.e, exponent_of_steps(n_max)));
       total.add_terms(ex, table);
     });
