@@ -53,8 +53,9 @@ void complete_row(RowOutcome outcome, std::size_t n, const T* x, T* y, bool log,
 
 // The kernel of one-element rows: the checked path, which gives exactly 1 (log: 0) or NaN.
 template <class T>
-RowOutcome one_element(std::size_t, const T*, T*, Temperature) {
-  return RowOutcome::kDeclined;
+std::size_t one_element(const RowBatch<T>&, Temperature, RowOutcome* stopped) {
+  *stopped = RowOutcome::kDeclined;
+  return 0;
 }
 
 // The rows of a call and what computes them; the row runs capture only a reference to it (so
@@ -70,17 +71,23 @@ struct RowsJob {
     const Operand& x = call.inputs[0];
     const Operand& y = call.outputs[0];
     const std::size_t n = call.n;
+    RowOutcome stopped;
+    if (x.stride == 1 && y.stride == 1) {
+      // The kernel runs the rows until one it does not write, which is completed here.
+      for (std::size_t r = begin; r < end;) {
+        const RowBatch<T> batch{end - r, n, row_of<const T>(x, r), x.row_stride, row_of<T>(y, r), y.row_stride};
+        r += kernel(batch, t, &stopped);
+        if (r == end) break;
+        complete_row(stopped, n, row_of<const T>(x, r), row_of<T>(y, r), log, t);
+        ++r;
+      }
+      return;
+    }
     std::vector<T> gathered;  // a strided row, copied contiguous
     for (std::size_t r = begin; r < end; ++r) {
-      const T* x_row = row_of<const T>(x, r);
-      T* y_row = row_of<T>(y, r);
-      if (x.stride == 1 && y.stride == 1) {
-        complete_row(kernel(n, x_row, y_row, t), n, x_row, y_row, log, t);
-        continue;
-      }
-      T* row = gather(n, x_row, x.stride, gathered);
-      complete_row(kernel(n, row, row, t), n, row, row, log, t);
-      scatter(n, row, y_row, y.stride);
+      T* row = gather(n, row_of<const T>(x, r), x.stride, gathered);
+      if (kernel({1, n, row, 0, row, 0}, t, &stopped) == 0) complete_row(stopped, n, row, row, log, t);
+      scatter(n, row, row_of<T>(y, r), y.stride);
     }
   }
 };

@@ -229,8 +229,10 @@ struct ScalarKernels {
 
   static constexpr RowKernels<T> table() {
     return {
-        {two_pass<false>, three_pass_reload, three_pass_recompute<false>, online<false>},
-        {two_pass<true>, nullptr, three_pass_recompute<true>, online<true>},
+        {rows_in_turn<T, two_pass<false>>, rows_in_turn<T, three_pass_reload>,
+         rows_in_turn<T, three_pass_recompute<false>>, rows_in_turn<T, online<false>>},
+        {rows_in_turn<T, two_pass<true>>, nullptr, rows_in_turn<T, three_pass_recompute<true>>,
+         rows_in_turn<T, online<true>>},
         topk,
     };
   }
@@ -249,7 +251,7 @@ struct WidenedKernels {
     for (std::size_t i = 0; i < n; ++i) row[i] = widen(x[i]);
     return row.data();
   }
-  template <RowKernel<float> kKernel>
+  template <OneRowKernel<float> kKernel>
   static RowOutcome kernel(std::size_t n, const T* x, T* y, Temperature t) {
     float* row = widened(n, x);
     const RowOutcome outcome = kKernel(n, row, row, t);
@@ -263,12 +265,13 @@ struct WidenedKernels {
     return Float::topk(n, widened(n, x), first_index, t, candidates, state);
   }
 
+  template <OneRowKernel<float> kKernel>
+  static constexpr RowKernel<T> rows = rows_in_turn<T, kernel<kKernel>>;
   static constexpr RowKernels<T> table() {
     return {
-        {kernel<Float::two_pass<false>>, kernel<Float::three_pass_reload>, kernel<Float::three_pass_recompute<false>>,
-         kernel<Float::online<false>>},
-        {kernel<Float::two_pass<true>>, nullptr, kernel<Float::three_pass_recompute<true>>,
-         kernel<Float::online<true>>},
+        {rows<Float::two_pass<false>>, rows<Float::three_pass_reload>, rows<Float::three_pass_recompute<false>>,
+         rows<Float::online<false>>},
+        {rows<Float::two_pass<true>>, nullptr, rows<Float::three_pass_recompute<true>>, rows<Float::online<true>>},
         topk,
     };
   }
