@@ -32,10 +32,6 @@ Options options_of(py::handle algorithm, py::handle isa, py::handle num_threads,
 // the other Python threads could gain.
 constexpr std::size_t kKeepGilElements = 1 << 14;
 
-bool is_auto(py::handle name) {
-  return PyUnicode_Check(name.ptr()) && PyUnicode_CompareWithASCIIString(name.ptr(), "auto") == 0;
-}
-
 // x's array when it is exactly a numpy.ndarray of native float32 or float64 (numpy's own dtype
 // objects), C-contiguous and aligned, with at least one dimension; null otherwise.
 const py::detail::PyArray_Proxy* plain_array(py::handle x) {
@@ -50,18 +46,13 @@ const py::detail::PyArray_Proxy* plain_array(py::handle x) {
 
 // softmax / log_softmax of the calls most callers make: a plain array (plain_array) along its last
 // axis (rows), or along an axis with only length-1 axes before it (axis 0 of a matrix: adjacent
-// columns), every option at its default, out= None or a plain array of the same shape and dtype that
-// is x or lies apart from it. It is one library Call, checked here once, without the general
-// path's conversions (about 0.3 us instead of 2-3). Null where it does not apply, or where the
-// library refuses the call (FASTSOFTMAX_ISA naming an unusable ISA): the general path then runs,
-// and raises.
-py::object common_rowwise(Operation operation, py::handle x, py::handle axis, py::handle algorithm, py::handle isa,
-                          py::handle out, py::handle num_threads, py::handle temperature) {
+// columns), out= None or a plain array of the same shape and dtype that is x or lies apart from
+// it. It is one library Call, checked here once, without the general path's conversions (about
+// 0.3 us instead of 2-3). Null where it does not apply, or where the library refuses the call
+// (a bad temperature, an ISA this machine lacks): the general path then runs, and raises.
+py::object common_rowwise(Operation operation, py::handle x, py::handle axis, py::handle out, const Options& options) {
   const auto* a = plain_array(x);
-  if (a == nullptr || !PyLong_CheckExact(axis.ptr()) || !is_auto(algorithm) || !is_auto(isa) ||
-      !num_threads.is_none() || !PyFloat_CheckExact(temperature.ptr()) || PyFloat_AS_DOUBLE(temperature.ptr()) != 1.0) {
-    return py::object();
-  }
+  if (a == nullptr || !PyLong_CheckExact(axis.ptr())) return py::object();
   const long axis_value = PyLong_AsLong(axis.ptr());
   if (axis_value < -a->nd || axis_value >= a->nd) return py::object();  // the general path raises
   const int along = static_cast<int>(axis_value < 0 ? axis_value + a->nd : axis_value);
@@ -94,6 +85,7 @@ py::object common_rowwise(Operation operation, py::handle x, py::handle axis, py
   }
   Call call;
   call.operation = operation;
+  call.options = options;
   call.dtype = float32 ? DataType::kFloat32 : DataType::kFloat64;
   call.n = n;
   // Rows n apart (the last axis), or columns side by side, their elements `inner` apart.
@@ -114,9 +106,8 @@ py::object common_rowwise(Operation operation, py::handle x, py::handle axis, py
 
 py::object rowwise(Operation operation, py::handle x, py::handle axis, py::handle algorithm, py::handle isa,
                    py::handle out, py::handle num_threads, py::handle temperature) {
-  py::object common = common_rowwise(operation, x, axis, algorithm, isa, out, num_threads, temperature);
-  if (common) return common;
   const Options options = options_of(algorithm, isa, num_threads, temperature);
+  if (py::object common = common_rowwise(operation, x, axis, out, options)) return common;
   const RowwiseResult call = prepare_rowwise(operation, input_array(x, operation_name(operation)), axis, out, options);
   run(call.prepared);
   if (call.through_temporary) call.result.attr("__setitem__")(py::ellipsis(), call.prepared.outputs[0]);
