@@ -332,18 +332,26 @@ struct SimdColumns {
     for (std::size_t lanes = 0; lanes < kBlockColumns; lanes += kWidth) {
       V taken = S::set1(-1.0f);  // the index the previous round took: none yet
       for (std::size_t j = 0; j < k; ++j) {
-        // The previous round's entry knocked out as NaN, which max never returns (x86's max gives
-        // its second operand when either is NaN), and the best of the rest.
+        // The previous round's entry knocked out as NaN, which never compares greater nor is
+        // returned by max (x86's max gives its second operand when either is NaN), and the best
+        // of the rest: the first index of the largest value (later equal ones are not greater).
+        const V none = S::set1(static_cast<float>(n));
         V best = S::set1(-std::numeric_limits<float>::infinity());
+        V index = none;
         for (std::size_t i = 0; i < n; ++i) {
           float* p = block + i * kBlockColumns + lanes;
           const V v = S::select_equal(S::set1(static_cast<float>(i)), taken, taken_mark, S::load(p));
           S::store(p, v);
+          index = S::select_greater(v, best, S::set1(static_cast<float>(i)), index);
           best = S::max(v, best);
         }
-        V index = S::set1(static_cast<float>(n));
-        for (std::size_t i = n; i-- > 0;) {  // downwards: the lowest index of the best value stays
-          index = S::select_equal(S::load(block + i * kBlockColumns + lanes), best, S::set1(static_cast<float>(i)), index);
+        if (S::any_greater(index, S::set1(static_cast<float>(n) - 0.5f))) {
+          // Lanes with only -inf left (rows with fewer than k finite values): their first -inf.
+          V first = none;
+          for (std::size_t i = n; i-- > 0;) {
+            first = S::select_equal(S::load(block + i * kBlockColumns + lanes), best, S::set1(static_cast<float>(i)), first);
+          }
+          index = S::select_equal(index, none, first, index);
         }
         S::store(values + j * kBlockColumns + lanes, best);
         S::store(indices + j * kBlockColumns + lanes, index);

@@ -115,9 +115,12 @@ struct Avx2 {
     return _mm256_castsi256_ps(_mm256_add_epi32(exponent, _mm256_castps_si256(p)));
   }
   static V min(V a, V b) { return _mm256_min_ps(a, b); }
-  // a == b ? if_equal : otherwise, per lane.
+  // a == b ? if_equal : otherwise, and a > b ? if_greater : otherwise, per lane.
   static V select_equal(V a, V b, V if_equal, V otherwise) {
     return _mm256_blendv_ps(otherwise, if_equal, _mm256_cmp_ps(a, b, _CMP_EQ_OQ));
+  }
+  static V select_greater(V a, V b, V if_greater, V otherwise) {
+    return _mm256_blendv_ps(otherwise, if_greater, _mm256_cmp_ps(a, b, _CMP_GT_OQ));
   }
   // a * 2^floor(k) for k < 128 where results below 2^-126 may flush to zero: for sums whose
   // terms that small cannot matter.

@@ -84,9 +84,12 @@ struct Avx512 {
   static float reduce_max(V a) { return _mm512_reduce_max_ps(a); }
   // Whether a > b in any lane; a bit per lane where a > b.
   static bool any_greater(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ) != 0; }
-  // a == b ? if_equal : otherwise, per lane.
+  // a == b ? if_equal : otherwise, and a > b ? if_greater : otherwise, per lane.
   static V select_equal(V a, V b, V if_equal, V otherwise) {
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ), otherwise, if_equal);
+  }
+  static V select_greater(V a, V b, V if_greater, V otherwise) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), otherwise, if_greater);
   }
   static unsigned greater_mask(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
 
