@@ -395,7 +395,7 @@ def explain(
     -------
     Explanation
         ``implementation`` (e.g. "avx512"), ``kernel`` (a name from :func:`kernels`),
-        ``algorithm`` (never "auto"), ``schedule`` ("rows", "columns", "split rows" or "one
+        ``algorithm`` (never "auto"), ``schedule`` ("rows", "short rows", "columns", "split rows" or "one
         element"), ``threads``, and ``reasons``, a dict giving the reason for each of these
         choices; ``str()`` prints them one a line. A call that would be refused gives
         ``ok == False`` and its ``error`` message instead of raising it. Arguments of the wrong

@@ -176,7 +176,8 @@ PYBIND11_MODULE(_core, m) {
       .def_readonly("implementation", &Explanation::implementation, "The implementation asked for or chosen.")
       .def_readonly("kernel", &Explanation::kernel, "The catalogue name of the kernel that runs (see kernels()).")
       .def_readonly("algorithm", &Explanation::algorithm, "The algorithm that runs, never 'auto'.")
-      .def_readonly("schedule", &Explanation::schedule, "'rows', 'columns', 'split rows' or 'one element'.")
+      .def_readonly("schedule", &Explanation::schedule,
+                    "'rows', 'short rows', 'columns', 'split rows' or 'one element'.")
       .def_readonly("threads", &Explanation::threads, "Threads the call asks for.")
       .def_property_readonly(
           "reasons", [](const Explanation& e) { return py::dict(py::cast(e.reasons)); },

@@ -230,7 +230,7 @@ struct Explanation {
   std::string implementation;  // the implementation asked for or chosen, e.g. "avx512"
   std::string kernel;          // the catalogue name of the kernel that runs (see kernels())
   std::string algorithm;       // the algorithm it runs, never "auto"
-  std::string schedule;        // "rows", "columns", "split rows" or "one element"
+  std::string schedule;        // "rows", "short rows", "columns", "split rows" or "one element"
   int threads = 1;             // threads the call asks for (a call may still get fewer)
   // (choice, reason) pairs: "implementation", "kernel", "algorithm", "schedule", "threads".
   std::vector<std::pair<std::string, std::string>> reasons;
