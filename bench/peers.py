@@ -28,4 +28,9 @@ def onnx_softmax(x: np.ndarray, y: np.ndarray, axis: int, threads: int) -> Calla
     binding = session.io_binding()
     binding.bind_cpu_input("x", x)
     binding.bind_output("y", "cpu", 0, y.dtype, y.shape, y.ctypes.data)
-    return lambda: session.run_with_iobinding(binding)
+
+    def run() -> None:
+        session.run_with_iobinding(binding)
+
+    run.arrays = (x, y)  # type: ignore[attr-defined]  # the binding holds raw pointers into them
+    return run
