@@ -20,8 +20,10 @@ import fastsoftmax
 import pytest
 
 TARGETS = [i["name"] for i in fastsoftmax.implementations() if i["name"] != "scalar"]
-# The mangled prefix of a target's namespace, e.g. "11fastsoftmax4avx2" (_ZN... or _ZNK...).
-TARGET_NAMESPACE = re.compile(r"^_ZN[KVR]*11fastsoftmax(?:" + "|".join(f"{len(t)}{t}" for t in TARGETS) + r")")
+# The mangled prefix of a target's namespace, e.g. "11fastsoftmax4avx2" (_ZN... or _ZNK...), also
+# for the local entities (lambdas) of its functions, _ZZN... (_ZZZN... nested), which are as
+# specific to the target as their enclosing function.
+TARGET_NAMESPACE = re.compile(r"^_Z+N[KVR]*11fastsoftmax(?:" + "|".join(f"{len(t)}{t}" for t in TARGETS) + r")")
 # An instruction with a VEX or EVEX encoding: AVX, AVX2, FMA, F16C, AVX-512 (x86-64 AT&T syntax).
 AVX_INSTRUCTION = re.compile(r"^\s*[0-9a-f]+:\s+v[a-z0-9]+\s|%[yz]mm\d|%k[0-7]\b")
 GLOBAL_TYPES = set("TWVDRBuiv")  # nm: defined global (upper case) or weak/unique symbols

@@ -73,9 +73,11 @@ struct RowBatch {
 template <class T>
 using RowKernel = std::size_t (*)(const RowBatch<T>& batch, Temperature t, RowOutcome* stopped);
 
-// The RowKernel of a one-row kernel: its rows in turn. The SIMD targets instantiate it in their
-// own translation units, where the one-row kernel is inlined into the loop, so its constants are
-// set up once per batch rather than per row (measured: a third of the instructions of rows of 64).
+// The RowKernel of a one-row kernel: its rows in turn. Each target instantiates it in its own
+// translation unit, where the one-row kernel is inlined into the loop (one call per run of rows:
+// 7% fewer instructions on rows of 64). Internal linkage, as rules.h: no copy compiled with a
+// target's flags is ever shared.
+namespace {
 template <class T, OneRowKernel<T> kOneRow>
 std::size_t rows_in_turn(const RowBatch<T>& batch, Temperature t, RowOutcome* stopped) {
   for (std::size_t r = 0; r < batch.rows; ++r) {
@@ -89,6 +91,7 @@ std::size_t rows_in_turn(const RowBatch<T>& batch, Temperature t, RowOutcome* st
   }
   return batch.rows;
 }
+}  // namespace
 
 // The candidates a top-k kernel collects: every input above `threshold`, in index order, into
 // entries[count..]. The layer makes room (keeps the best k, raising the threshold) whenever a
