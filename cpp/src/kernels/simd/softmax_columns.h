@@ -289,37 +289,49 @@ struct SimdColumns {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
 
+  // Whole 8 x 8 tiles (8 rows of the block, 8 elements each) move with plain loads and stores;
+  // the rows past `rows` and the elements past n only in the last tiles, masked.
   static void rows_to_block(std::size_t rows, std::size_t n, const float* x, std::ptrdiff_t row_stride, float* block) {
     for (std::size_t r = 0; r < kBlockColumns; r += 8) {
+      const float* x_rows = x + static_cast<std::ptrdiff_t>(r) * row_stride;
+      const bool whole_rows = r + 8 <= rows;
       for (std::size_t i = 0; i < n; i += 8) {
-        const __m256i valid = first8(n - i);
         __m256 tile[8];
-        for (std::size_t k = 0; k < 8; ++k) {
-          tile[k] = r + k < rows ? _mm256_maskload_ps(x + static_cast<std::ptrdiff_t>(r + k) * row_stride + i, valid)
-                                 : _mm256_setzero_ps();
+        if (whole_rows && i + 8 <= n) {
+          for (std::size_t k = 0; k < 8; ++k) tile[k] = _mm256_loadu_ps(x_rows + static_cast<std::ptrdiff_t>(k) * row_stride + i);
+        } else {
+          const __m256i valid = first8(n - i);
+          for (std::size_t k = 0; k < 8; ++k) {
+            tile[k] = r + k < rows ? _mm256_maskload_ps(x_rows + static_cast<std::ptrdiff_t>(k) * row_stride + i, valid)
+                                   : _mm256_setzero_ps();
+          }
         }
         transpose8(tile);
-        for (std::size_t k = 0; k < 8 && i + k < n; ++k) _mm256_storeu_ps(block + (i + k) * kBlockColumns + r, tile[k]);
+        const std::size_t count = std::min<std::size_t>(8, n - i);
+        for (std::size_t k = 0; k < count; ++k) _mm256_storeu_ps(block + (i + k) * kBlockColumns + r, tile[k]);
       }
     }
   }
 
   static void block_to_rows(std::size_t rows, std::size_t n, const float* block, float* y, std::ptrdiff_t row_stride) {
     for (std::size_t r = 0; r < rows; r += 8) {
+      float* y_rows = y + static_cast<std::ptrdiff_t>(r) * row_stride;
+      const std::size_t count = std::min<std::size_t>(8, rows - r);
       for (std::size_t i = 0; i < n; i += 8) {
         __m256 tile[8];
+        if (i + 8 <= n) {
+          for (std::size_t k = 0; k < 8; ++k) tile[k] = _mm256_loadu_ps(block + (i + k) * kBlockColumns + r);
+          transpose8(tile);
+          for (std::size_t k = 0; k < count; ++k) _mm256_storeu_ps(y_rows + static_cast<std::ptrdiff_t>(k) * row_stride + i, tile[k]);
+          continue;
+        }
         for (std::size_t k = 0; k < 8; ++k) {
           tile[k] = i + k < n ? _mm256_loadu_ps(block + (i + k) * kBlockColumns + r) : _mm256_setzero_ps();
         }
         transpose8(tile);
         const __m256i valid = first8(n - i);
-        for (std::size_t k = 0; k < 8 && r + k < rows; ++k) {
-          float* row = y + static_cast<std::ptrdiff_t>(r + k) * row_stride + i;
-          if (n - i >= 8) {
-            _mm256_storeu_ps(row, tile[k]);
-          } else {
-            _mm256_maskstore_ps(row, valid, tile[k]);
-          }
+        for (std::size_t k = 0; k < count; ++k) {
+          _mm256_maskstore_ps(y_rows + static_cast<std::ptrdiff_t>(k) * row_stride + i, valid, tile[k]);
         }
       }
     }
