@@ -18,7 +18,8 @@ namespace {
 constexpr std::size_t kBeyondL2Elements = std::size_t{1} << 17;  // 512 KiB of float32 input
 // Rows shorter than this run transposed, a row per SIMD lane (Schedule::kShortRows): a row
 // kernel's fixed cost per row (set-up, horizontal reductions, a division) outweighs its work on
-// them (measured on AVX2, Zen 3: 7x faster at n = 8, 1.4x at n = 48, even at n = 64).
+// them (measured on AVX2, Zen 3: about 4x faster at n = 8, 1.4x at n = 48, even at n = 64, and
+// slower from there: 1.3-2x at n = 96 and 128).
 constexpr std::size_t kShortRowElements = 64;
 // softmax_topk runs rows up to this long transposed, for k up to kShortTopkMaxK: it selects by
 // k rounds of a maximum per lane, k times the work of a pass (measured on AVX2, Zen 3, against
