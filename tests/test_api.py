@@ -232,6 +232,42 @@ def test_new_result_does_not_share_memory(func):
     assert y.flags.c_contiguous and y.flags.writeable and y.flags.owndata
 
 
+# ---- The common call ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, axis", [((1000,), -1), ((37, 1000), -1), ((3, 5, 300), 2), ((300, 20), 0),
+                                         ((1, 300, 20), 1), ((4, 16), 0), ((100, 8), -1)])
+def test_common_call_matches_the_general_path(func, dtype, shape, axis):
+    """Plain arrays (C-contiguous, native byte order, along the last axis or an axis with only
+    length-1 axes before it) run as one Call checked in the binding; the same values in the other
+    byte order take the general path: the same bits, for new results, out= and in place, with
+    options given too."""
+    x = sample(shape, dtype)
+    swapped = x.astype(x.dtype.newbyteorder())
+    general = func(swapped, axis)
+    np.testing.assert_array_equal(func(x, axis), general)
+    out = np.empty_like(x)
+    assert func(x, axis, out=out) is out
+    np.testing.assert_array_equal(out, general)
+    in_place = x.copy()
+    assert func(in_place, axis, out=in_place) is in_place
+    np.testing.assert_array_equal(in_place, general)
+    options = {"algorithm": "two_pass", "num_threads": 1, "temperature": 0.5}
+    np.testing.assert_array_equal(func(x, axis, **options), func(swapped, axis, **options))
+
+
+def test_common_call_refusals_raise_before_writing(func):
+    """A plain array with options the library refuses: the general path's error, out untouched."""
+    x = sample((8, 100))
+    out = np.zeros_like(x)
+    with pytest.raises(ValueError, match="temperature"):
+        func(x, out=out, temperature=-1.0)
+    with pytest.raises(ValueError, match="num_threads"):
+        func(x, out=out, num_threads=0)
+    assert not out.any()
+
+
 # ---- dtypes -----------------------------------------------------------------------------------
 
 
