@@ -53,7 +53,7 @@ FUNCS = {"softmax": fastsoftmax.softmax, "log_softmax": fastsoftmax.log_softmax}
 # Every length up to 70 (AVX2 vectors of 8, AVX-512 of 16, blocks of 4 vectors and their tails),
 # around 128 and 256, and longer rows with a partial last block.
 LENGTHS = list(range(1, 71)) + [127, 128, 129, 255, 256, 257, 1000, 4097]
-LONG_LENGTH = 2**17 + 3  # float32 "auto" picks two_pass here on the SIMD ISAs, reload below
+LONG_LENGTH = 2**17 + 3  # float32 "auto" picks two_pass here on AVX-512, reload below (AVX2: up to 2**20)
 
 # Bits of the largest finite value and of +inf, per 16-bit type.
 MAX_BITS = {"float16": 0x7BFF, "bfloat16": 0x7F7F}
@@ -277,15 +277,19 @@ def test_long_row(half, algorithm, isa, func_name, threads):
     assert good >= share * total, f"{context}: only {good} of {total} correctly rounded"
 
 
-def test_float32_auto_changes_algorithm_on_the_long_row(isa):
-    """The premise of test_long_row: float32 "auto" picks another algorithm at LONG_LENGTH than
-    at the shorter lengths (on the SIMD ISAs), so the twin rule matters there."""
+def test_float32_auto_is_not_the_16_bit_choice_everywhere(isa):
+    """The premise of the twin rule's tests: on the SIMD ISAs float32 "auto" runs
+    three_pass_reload at the shorter lengths (and, on AVX2, at LONG_LENGTH too), where 16-bit
+    "auto" runs two_pass, and two_pass on long enough rows, so the rule is tested both where the
+    two choices differ and where they agree."""
     if isa == "scalar":
         pytest.skip("the scalar ISA widens a row and runs the float32 choice")
     def auto_algorithm(n: int) -> str:
         return fastsoftmax.explain(np.zeros(n, np.float32), isa=isa).algorithm
 
-    assert auto_algorithm(LONG_LENGTH) != auto_algorithm(4097)
+    assert auto_algorithm(4097) == "three_pass_reload"
+    assert auto_algorithm(LONG_LENGTH) == ("three_pass_reload" if isa == "avx2" else "two_pass")
+    assert auto_algorithm(1 << 20) == "two_pass"
 
 
 # Rows of two elements the SIMD reloading softmax gets more than 1 ULP wrong (found by search).

@@ -9,13 +9,17 @@
 namespace fastsoftmax {
 namespace {
 
-// The automatic choice per target and row length, from bench/ on AMD Zen 5 (README,
+// The automatic choice per target and row length, from bench/. AVX-512 on AMD Zen 5 (README,
 // "Performance"): while a row's input and output fit in the L2 cache (1 MiB per core there) the
 // algorithms run within a few percent of each other, compute-bound, and the reloading three-pass
 // (one exp per element) is marginally ahead; beyond it the two-pass wins, by 15-40% from L3 and
-// more from memory (two reads and one write instead of three reads and two writes). The scalar
+// more from memory (two reads and one write instead of three reads and two writes). AVX2, whose
+// exp costs about twice as much (an 8-entry table, no vscalefps), stays compute-bound from L3
+// too: on AMD Zen 3 the reloading variant ran 0.86 against 1.28 ns per element at 3e5 elements,
+// 0.75 against 0.88 at 1e6, and the two-pass was ahead from 3e6 (1.04 against 1.10). The scalar
 // kernels compute exp with the C library, so the single-exp reloading variant wins at every length.
-constexpr std::size_t kBeyondL2Elements = std::size_t{1} << 17;  // 512 KiB of float32 input
+constexpr std::size_t kTwoPassElements = std::size_t{1} << 17;      // 512 KiB of float32 input
+constexpr std::size_t kAvx2TwoPassElements = std::size_t{1} << 20;  // 4 MiB
 // Rows shorter than this run transposed, a row per SIMD lane (Schedule::kShortRows): a row
 // kernel's fixed cost per row (set-up, horizontal reductions, a division) outweighs its work on
 // them (measured on AVX2, Zen 3: about 4x faster at n = 8, 1.4x at n = 48, even at n = 64, and
@@ -86,7 +90,14 @@ void choose_algorithm(const Call& call, bool columns, Plan& plan) {
   } else if (!simd) {
     plan.algorithm = Algorithm::kThreePassReload;
     plan.algorithm_reason = "auto: the scalar kernels compute exp with the C library, so one exp per element wins";
-  } else if (call.n < kBeyondL2Elements) {
+  } else if (plan.kernel_target->isa() == Isa::kAvx2) {
+    const bool compute_bound = call.n < kAvx2TwoPassElements;
+    plan.algorithm = compute_bound ? Algorithm::kThreePassReload : Algorithm::kTwoPass;
+    plan.algorithm_reason =
+        compute_bound ? "auto: AVX2 rows under 2^20 elements are compute-bound (in L2 or L3), where one exp per "
+                        "element wins"
+                      : "auto: AVX2 rows of 2^20 elements or more are memory-bound, where the least traffic wins";
+  } else if (call.n < kTwoPassElements) {
     plan.algorithm = Algorithm::kThreePassReload;
     plan.algorithm_reason =
         "auto: rows under 2^17 elements stay in L2, where the kernels are compute-bound and one exp per element wins";
