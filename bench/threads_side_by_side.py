@@ -14,10 +14,9 @@ from __future__ import annotations
 import statistics
 import time
 
+import fastsoftmax
 import numpy as np
 import torch
-
-import fastsoftmax
 from peers import onnx_softmax
 
 THREADS = 2

@@ -19,12 +19,11 @@ import argparse
 import json
 import statistics
 import time
-from typing import Callable
-
-import numpy as np
-import torch
+from collections.abc import Callable
 
 import fastsoftmax
+import numpy as np
+import torch
 from peers import onnx_softmax
 
 SHAPES = [(1, 1000), (1, 128256), (16384, 8), (4096, 64), (32768, 128), (4096, 256), (256, 4096), (64, 128256)]
@@ -60,8 +59,8 @@ def softmax_rows(threads: int, rounds: int, seconds: float, rng: np.random.Gener
         y, y_torch, y_ort = np.empty_like(x), np.empty_like(x), np.empty_like(x)
         tx, ty = torch.from_numpy(x), torch.from_numpy(y_torch)
         times = measure({
-            "fastsoftmax": lambda: fastsoftmax.softmax(x, -1, out=y, num_threads=threads),
-            "torch": lambda: torch.softmax(tx, -1, out=ty),
+            "fastsoftmax": lambda x=x, y=y: fastsoftmax.softmax(x, -1, out=y, num_threads=threads),
+            "torch": lambda tx=tx, ty=ty: torch.softmax(tx, -1, out=ty),
             "onnxruntime": onnx_softmax(x, y_ort, -1, threads),
         }, rounds, seconds)
         rows.append({"shape": shape, "threads": threads, **times})
@@ -75,8 +74,8 @@ def topk_rows(threads: int, rounds: int, seconds: float, rng: np.random.Generato
         x = rng.normal(0, 4, (n_rows, experts)).astype(np.float32)
         tx = torch.from_numpy(x)
         times = measure({
-            "fastsoftmax": lambda: fastsoftmax.softmax_topk(x, k, num_threads=threads),
-            "torch": lambda: torch.topk(torch.softmax(tx, -1), k),
+            "fastsoftmax": lambda x=x, k=k: fastsoftmax.softmax_topk(x, k, num_threads=threads),
+            "torch": lambda tx=tx, k=k: torch.topk(torch.softmax(tx, -1), k),
         }, rounds, seconds)
         rows.append({"shape": (n_rows, experts), "k": k, "threads": threads, **times})
     return rows

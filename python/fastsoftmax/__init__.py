@@ -28,7 +28,7 @@ Every argument is checked once, in the native library, before anything is writte
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -126,6 +126,10 @@ def kernels() -> list[dict[str, str]]:
     return found
 
 
+@overload
+def cuda_available(reason: Literal[False] = False) -> bool: ...
+@overload
+def cuda_available(reason: Literal[True]) -> tuple[bool, str]: ...
 def cuda_available(reason: bool = False) -> bool | tuple[bool, str]:
     """Whether device arrays can run here: a CUDA backend in this build, a driver and a device.
 
