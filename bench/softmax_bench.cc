@@ -34,7 +34,8 @@
 #endif
 
 #include "fastsoftmax/fastsoftmax.h"
-#include "kernels/half.h"  // the library's own float -> float16 / bfloat16 rounding, for the inputs
+#include "kernels/half.h"
+#include "speed_bound.h"  // the library's own float -> float16 / bfloat16 rounding, for the inputs
 
 namespace {
 
@@ -355,7 +356,7 @@ struct TopkRun {
     fastsoftmax::RowLayout layout = fastsoftmax::RowLayout::contiguous(kTopkRows, kTopkColumns);
     if (candidate == TopkCandidate::kFused) {
       layout.y_row_stride = static_cast<std::ptrdiff_t>(k);  // k results per row
-      return fastsoftmax::softmax_topk(x, layout, k, values, indices, /*sorted=*/true, options);
+      return fastsoftmax::softmax_topk(x, values, indices, layout, k, /*sorted=*/true, options);
     }
     const Status status = fastsoftmax::softmax(x, y, layout, options);
     if (status != Status::kOk) return status;

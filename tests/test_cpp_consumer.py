@@ -271,3 +271,18 @@ def test_consumer_with_cmake_install(cmake, tmp_path):
 
     build_and_run_consumer(cmake, tmp_path / "consumer", f"-DCMAKE_PREFIX_PATH={prefix}",
                            expected_dir=config_dirs[0], expect_cuda=False)
+
+
+def test_ignored_status_warns(package_cmake_dir, tmp_path):
+    """Status is [[nodiscard]]: ignoring what any function returns draws a compiler warning."""
+    compiler, why = _find_cxx_compiler()
+    if compiler is None or compiler == "msvc":
+        pytest.skip(why or "the check reads GCC/Clang diagnostics")
+    source = CONSUMER_SOURCE / "ignored_status.cc"
+    include = package_cmake_dir.parents[2] / "include"
+    result = subprocess.run([compiler, "-std=c++17", "-fsyntax-only", f"-I{include}", str(source)],
+                            capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False)
+    ignored = [number for number, line in enumerate(source.read_text().splitlines(), 1) if "// IGNORED" in line]
+    warned = {int(m.group(1)) for m in re.finditer(r"ignored_status\.cc:(\d+):\d+: warning: .*nodiscard", result.stderr)}
+    assert len(ignored) >= 19
+    assert warned == set(ignored), result.stderr

@@ -6,7 +6,9 @@
 #include "catalogue.h"
 #include "cpu/execute.h"
 #include "cpu/targets.h"
+#include "kernels/half.h"
 #include "plan.h"
+#include "speed_bound.h"
 
 namespace fastsoftmax {
 namespace {
@@ -45,7 +47,7 @@ Status rowwise(Operation operation, const T* x, T* y, const RowLayout& layout, c
 }
 
 template <class T>
-Status topk(const T* x, const RowLayout& layout, std::size_t k, T* values, std::int64_t* indices, bool sorted,
+Status topk(const T* x, T* values, std::int64_t* indices, const RowLayout& layout, std::size_t k, bool sorted,
             const Options& options) {
   Call call = typed_call(Operation::kSoftmaxTopk, x, layout, options);
   call.outputs[0] = {values, layout.y_row_stride, layout.y_stride};
@@ -67,7 +69,7 @@ std::vector<Isa> isas_where(bool (CpuTarget::*property)() const) {
 
 Status run(const Call& call) {
   const Plan planned = plan(call);
-  if (planned.problem != Problem::kNone) return status_of(planned.problem);
+  if (planned.status != Status::kOk) return planned.status;
   if (call.rows > 0 && call.n > 0) execute_on_cpu(call, planned);
   return Status::kOk;
 }
@@ -75,9 +77,9 @@ Status run(const Call& call) {
 Explanation explain(const Call& call) {
   Explanation e;
   const Plan planned = plan(call);
-  e.status = status_of(planned.problem);
-  if (planned.problem != Problem::kNone) {
-    e.error = problem_message(planned.problem, call);
+  e.status = planned.status;
+  if (planned.status != Status::kOk) {
+    e.error = error_message(planned.status, call);
     return e;
   }
   e.implementation = planned.implementation->name();
@@ -106,8 +108,25 @@ std::string Explanation::text() const {
 const char* status_message(Status status) {
   switch (status) {
     case Status::kOk: return "ok";
-    case Status::kInvalidArgument: return "invalid argument (explain() names it)";
-    case Status::kUnsupportedIsa: return "the ISA asked for (or FASTSOFTMAX_ISA) is not available here";
+    case Status::kUnknownOperation: return "Call::operation is not an Operation value";
+    case Status::kUnknownDtype: return "Call::dtype is not a DataType value";
+    case Status::kUnknownAlgorithm: return "the algorithm is not an Algorithm value";
+    case Status::kUnknownIsa: return "the isa is not an Isa value";
+    case Status::kNegativeThreads: return "num_threads is negative (0 means get_num_threads())";
+    case Status::kBadTemperature: return "the temperature is not finite and > 0";
+    case Status::kNotFusedAlgorithm: return "softmax_topk runs the online algorithm: algorithm must be kAuto or kOnline";
+    case Status::kBadK: return "k is not in 1..n (the row length)";
+    case Status::kNullPointer: return "an input or output pointer is null";
+    case Status::kZeroOutputStride: return "an output stride of 0 would write several results to one element";
+    case Status::kOverlappingMemory:
+      return "an output overlaps x (without being x exactly, in place) or another output";
+    case Status::kIsaNotCompiled: return "the isa asked for is not compiled into this build";
+    case Status::kIsaNotSupported: return "the isa asked for is not supported by this CPU";
+    case Status::kBadEnvironmentIsa: return "FASTSOFTMAX_ISA names no ISA, or one not available here";
+    case Status::kDeviceDtype: return "float64 is not supported on CUDA devices (computed in float32)";
+    case Status::kDeviceElementStride: return "the elements of a row are not adjacent in device memory";
+    case Status::kDeviceTopkTooLarge: return "k is above the CUDA kernels' capacity (cuda::kMaxTopk)";
+    case Status::kDeviceHostMemory: return "a pointer of a device call is not device (or managed) memory";
     case Status::kDeviceError: return "the CUDA runtime failed (fastsoftmax::cuda::last_error() says how)";
   }
   return "unknown status";
@@ -138,22 +157,27 @@ Status log_softmax(const BFloat16* x, BFloat16* y, const RowLayout& layout, cons
   return rowwise(Operation::kLogSoftmax, x, y, layout, options);
 }
 
-Status softmax_topk(const float* x, const RowLayout& layout, std::size_t k, float* values, std::int64_t* indices,
-                    bool sorted, const Options& options) {
-  return topk(x, layout, k, values, indices, sorted, options);
+Status softmax_topk(const float* x, float* values, std::int64_t* indices, const RowLayout& layout,
+                    std::size_t k, bool sorted, const Options& options) {
+  return topk(x, values, indices, layout, k, sorted, options);
 }
-Status softmax_topk(const double* x, const RowLayout& layout, std::size_t k, double* values, std::int64_t* indices,
-                    bool sorted, const Options& options) {
-  return topk(x, layout, k, values, indices, sorted, options);
+Status softmax_topk(const double* x, double* values, std::int64_t* indices, const RowLayout& layout,
+                    std::size_t k, bool sorted, const Options& options) {
+  return topk(x, values, indices, layout, k, sorted, options);
 }
-Status softmax_topk(const Float16* x, const RowLayout& layout, std::size_t k, Float16* values,
-                    std::int64_t* indices, bool sorted, const Options& options) {
-  return topk(x, layout, k, values, indices, sorted, options);
+Status softmax_topk(const Float16* x, Float16* values, std::int64_t* indices, const RowLayout& layout,
+                    std::size_t k, bool sorted, const Options& options) {
+  return topk(x, values, indices, layout, k, sorted, options);
 }
-Status softmax_topk(const BFloat16* x, const RowLayout& layout, std::size_t k, BFloat16* values,
-                    std::int64_t* indices, bool sorted, const Options& options) {
-  return topk(x, layout, k, values, indices, sorted, options);
+Status softmax_topk(const BFloat16* x, BFloat16* values, std::int64_t* indices, const RowLayout& layout,
+                    std::size_t k, bool sorted, const Options& options) {
+  return topk(x, values, indices, layout, k, sorted, options);
 }
+
+Float16 to_float16(float value) { return narrow<Float16>(value); }
+BFloat16 to_bfloat16(float value) { return narrow<BFloat16>(value); }
+float to_float(Float16 value) { return widen(value); }
+float to_float(BFloat16 value) { return widen(value); }
 
 Status read_twice_write_once(const float* x, float* y, std::size_t n, Isa isa) {
   Call call;
@@ -163,7 +187,7 @@ Status read_twice_write_once(const float* x, float* y, std::size_t n, Isa isa) {
   call.options.cpu.isa = isa;
   // The bound of the target whose float32 kernels a softmax of the row would run.
   const Plan planned = plan(call);
-  if (planned.problem != Problem::kNone) return status_of(planned.problem);
+  if (planned.status != Status::kOk) return planned.status;
   if (n > 0) planned.kernel_target->kernels()->read_twice_write_once(n, x, y);
   return Status::kOk;
 }
@@ -195,7 +219,7 @@ bool isa_supported(Isa isa) {
 
 Status auto_isa(Isa* isa) {
   const AutoIsa& choice = auto_isa_choice();
-  if (!choice.ok) return Status::kUnsupportedIsa;
+  if (!choice.ok) return Status::kBadEnvironmentIsa;
   *isa = choice.isa;
   return Status::kOk;
 }

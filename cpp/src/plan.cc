@@ -158,8 +158,8 @@ const char* schedule_name(Schedule schedule) {
 
 Plan plan(const Call& call) {
   Plan plan;
-  plan.problem = validate(call);
-  if (plan.problem != Problem::kNone) return plan;
+  plan.status = validate(call);
+  if (plan.status != Status::kOk) return plan;
   const Options& options = call.options;
   plan.temperature = {options.temperature, 1.0 / options.temperature};
 

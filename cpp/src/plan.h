@@ -21,7 +21,7 @@ enum class Schedule {
 const char* schedule_name(Schedule schedule);
 
 struct Plan {
-  Problem problem = Problem::kNone;  // the call is refused unless kNone (then nothing else is set)
+  Status status = Status::kOk;  // the call is refused unless kOk (then nothing else is set)
   const CpuTarget* implementation = nullptr;  // asked for, or chosen for Isa::kAuto
   const CpuTarget* kernel_target = nullptr;   // whose kernels run: the implementation's, or a lower target's
   Algorithm algorithm = Algorithm::kAuto;     // never kAuto once planned

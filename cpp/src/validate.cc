@@ -40,25 +40,82 @@ bool known(Enum value, int count) {
   return i >= 0 && i < count;
 }
 
-// The first operand whose data is null or whose strides would write several results to one element.
+std::size_t element_size(DataType dtype) {
+  switch (dtype) {
+    case DataType::kFloat32: return 4;
+    case DataType::kFloat64: return 8;
+    default: return 2;
+  }
+}
+
+// One operand as the overlap check sees it: where its elements are and how many a row has.
+struct OperandSpan {
+  const Operand* operand;
+  const char* name;
+  std::size_t per_row;
+  std::size_t element_bytes;
+};
+// The addresses [first, last) an operand's elements span (strides may be negative).
+struct Extent {
+  std::intptr_t first, last;
+};
+Extent extent_of(const OperandSpan& o, std::size_t rows) {
+  std::intptr_t low = 0, high = 0;  // in elements, from data
+  const auto spread = [&](std::ptrdiff_t stride, std::size_t count) {
+    const std::intptr_t reach = static_cast<std::intptr_t>(stride) * static_cast<std::intptr_t>(count - 1);
+    (reach < 0 ? low : high) += reach;
+  };
+  spread(o.operand->row_stride, rows);
+  spread(o.operand->stride, o.per_row);
+  const auto data = reinterpret_cast<std::intptr_t>(o.operand->data);
+  const auto bytes = static_cast<std::intptr_t>(o.element_bytes);
+  return {data + low * bytes, data + (high + 1) * bytes};
+}
+// The same elements in the same places: an output computed in place over its input.
+bool same_layout(const OperandSpan& a, const OperandSpan& b, std::size_t rows) {
+  return a.operand->data == b.operand->data && a.per_row == b.per_row && a.element_bytes == b.element_bytes &&
+         (rows == 1 || a.operand->row_stride == b.operand->row_stride) &&
+         (a.per_row == 1 || a.operand->stride == b.operand->stride);
+}
+
+// The first operand whose data is null, whose strides would write several results to one
+// element, or which overlaps another operand (an output may be its input exactly, in place;
+// softmax_topk's outputs never: they are not the input's shape). `other` names the second
+// operand of an overlap.
 struct OperandProblem {
-  Problem problem;
+  Status status;
   const char* operand;
+  const char* other;
 };
 OperandProblem operand_problem(const Call& call) {
   const OperationSpec& spec = kOperationSpecs[static_cast<int>(call.operation)];
+  OperandSpan spans[Call::kMaxInputs + Call::kMaxOutputs];
+  int count = 0;
   for (int i = 0; i < spec.inputs; ++i) {
-    if (call.inputs[i].data == nullptr) return {Problem::kNullOperand, spec.input[i].name};
+    if (call.inputs[i].data == nullptr) return {Status::kNullPointer, spec.input[i].name, nullptr};
+    spans[count++] = {&call.inputs[i], spec.input[i].name, call.n, element_size(call.dtype)};
   }
   for (int i = 0; i < spec.outputs; ++i) {
     const Operand& out = call.outputs[i];
     const std::size_t per_row = spec.output[i].per_row_k ? static_cast<std::size_t>(call.k) : call.n;
-    if (out.data == nullptr) return {Problem::kNullOperand, spec.output[i].name};
+    if (out.data == nullptr) return {Status::kNullPointer, spec.output[i].name, nullptr};
     if ((per_row > 1 && out.stride == 0) || (call.rows > 1 && out.row_stride == 0)) {
-      return {Problem::kZeroOutputStride, spec.output[i].name};
+      return {Status::kZeroOutputStride, spec.output[i].name, nullptr};
+    }
+    const bool indices = call.operation == Operation::kSoftmaxTopk && i == 1;
+    spans[count++] = {&out, spec.output[i].name, per_row, indices ? sizeof(std::int64_t) : element_size(call.dtype)};
+  }
+  for (int o = spec.inputs; o < count; ++o) {  // each output against every operand before it
+    const Extent out = extent_of(spans[o], call.rows);
+    for (int other = 0; other < o; ++other) {
+      const Extent e = extent_of(spans[other], call.rows);
+      const bool in_place = other < spec.inputs && same_layout(spans[o], spans[other], call.rows);
+      if (out.first < e.last && e.first < out.last && !in_place) {
+        return {Status::kOverlappingMemory, spans[o].name, spans[other].name};
+      }
     }
   }
-  return {Problem::kNone, nullptr};
+  return {Status::kOk, nullptr, nullptr};
 }
 
 std::string isa_list(bool supported_only) {
@@ -89,17 +146,17 @@ std::string number(double value) {
 }
 
 // The rules of every call, whatever runs it: known enums, the temperature, the fused algorithm.
-Problem validate_common(const Call& call) {
+Status validate_common(const Call& call) {
   const Options& options = call.options;
-  if (!known(call.operation, kNumOperations)) return Problem::kUnknownOperation;
-  if (!known(call.dtype, kNumDtypes)) return Problem::kUnknownDtype;
-  if (!known(options.algorithm, kNumAlgorithmValues)) return Problem::kUnknownAlgorithm;
-  if (!(options.temperature > 0 && std::isfinite(options.temperature))) return Problem::kBadTemperature;
+  if (!known(call.operation, kNumOperations)) return Status::kUnknownOperation;
+  if (!known(call.dtype, kNumDtypes)) return Status::kUnknownDtype;
+  if (!known(options.algorithm, kNumAlgorithmValues)) return Status::kUnknownAlgorithm;
+  if (!(options.temperature > 0 && std::isfinite(options.temperature))) return Status::kBadTemperature;
   if (call.operation == Operation::kSoftmaxTopk && options.algorithm != Algorithm::kAuto &&
       options.algorithm != Algorithm::kOnline) {
-    return Problem::kNotFusedAlgorithm;
+    return Status::kNotFusedAlgorithm;
   }
-  return Problem::kNone;
+  return Status::kOk;
 }
 
 bool bad_k(const Call& call) {
@@ -108,102 +165,96 @@ bool bad_k(const Call& call) {
 
 }  // namespace
 
-Problem validate_device(const Call& call) {
-  if (const Problem common = validate_common(call); common != Problem::kNone) return common;
-  if (call.dtype == DataType::kFloat64) return Problem::kDeviceDtype;
-  if (bad_k(call)) return Problem::kBadK;
-  if (call.operation == Operation::kSoftmaxTopk && call.k > kDeviceMaxTopk) return Problem::kDeviceTopkTooLarge;
-  if (call.rows == 0 || call.n == 0) return Problem::kNone;
-  const Problem operands = operand_problem(call).problem;
-  if (operands != Problem::kNone) return operands;
+Status validate_device(const Call& call) {
+  if (const Status common = validate_common(call); common != Status::kOk) return common;
+  if (call.dtype == DataType::kFloat64) return Status::kDeviceDtype;
+  if (bad_k(call)) return Status::kBadK;
+  if (call.operation == Operation::kSoftmaxTopk && call.k > kDeviceMaxTopk) return Status::kDeviceTopkTooLarge;
+  if (call.rows == 0 || call.n == 0) return Status::kOk;
+  const Status operands = operand_problem(call).status;
+  if (operands != Status::kOk) return operands;
   const bool adjacent = call.n == 1 || (call.inputs[0].stride == 1 &&
                                         (call.operation == Operation::kSoftmaxTopk || call.outputs[0].stride == 1));
-  return adjacent ? Problem::kNone : Problem::kDeviceElementStride;
+  return adjacent ? Status::kOk : Status::kDeviceElementStride;
 }
 
-Problem validate(const Call& call) {
+Status validate(const Call& call) {
   const Options& options = call.options;
-  if (const Problem common = validate_common(call); common != Problem::kNone) return common;
-  if (!known(options.cpu.isa, kNumIsaValues)) return Problem::kUnknownIsa;
-  if (options.cpu.num_threads < 0) return Problem::kNegativeThreads;
+  if (const Status common = validate_common(call); common != Status::kOk) return common;
+  if (!known(options.cpu.isa, kNumIsaValues)) return Status::kUnknownIsa;
+  if (options.cpu.num_threads < 0) return Status::kNegativeThreads;
   if (options.cpu.isa == Isa::kAuto) {
     const AutoIsa& choice = auto_isa_choice();
-    if (!choice.ok) return choice.known ? Problem::kEnvIsaUnsupported : Problem::kEnvIsaUnknown;
+    if (!choice.ok) return Status::kBadEnvironmentIsa;
   } else if (!cpu_target(options.cpu.isa).compiled()) {
-    return Problem::kIsaNotCompiled;
+    return Status::kIsaNotCompiled;
   } else if (!cpu_target(options.cpu.isa).supported()) {
-    return Problem::kIsaNotSupported;
+    return Status::kIsaNotSupported;
   }
-  if (bad_k(call)) return Problem::kBadK;
-  if (call.rows == 0 || call.n == 0) return Problem::kNone;  // nothing to read or write
-  return operand_problem(call).problem;
+  if (bad_k(call)) return Status::kBadK;
+  if (call.rows == 0 || call.n == 0) return Status::kOk;  // nothing to read or write
+  return operand_problem(call).status;
 }
 
-Status status_of(Problem problem) {
-  switch (problem) {
-    case Problem::kNone: return Status::kOk;
-    case Problem::kIsaNotCompiled:
-    case Problem::kIsaNotSupported:
-    case Problem::kEnvIsaUnknown:
-    case Problem::kEnvIsaUnsupported: return Status::kUnsupportedIsa;
-    default: return Status::kInvalidArgument;
-  }
-}
-
-std::string problem_message(Problem problem, const Call& call) {
+std::string error_message(Status status, const Call& call) {
   const Options& options = call.options;
-  switch (problem) {
-    case Problem::kNone: return "";
-    case Problem::kUnknownOperation:
+  switch (status) {
+    case Status::kOk: return "";
+    case Status::kUnknownOperation:
       return "unknown operation value " + std::to_string(static_cast<int>(call.operation));
-    case Problem::kUnknownDtype: return "unknown dtype value " + std::to_string(static_cast<int>(call.dtype));
-    case Problem::kUnknownAlgorithm:
+    case Status::kUnknownDtype: return "unknown dtype value " + std::to_string(static_cast<int>(call.dtype));
+    case Status::kUnknownAlgorithm:
       return "unknown algorithm value " + std::to_string(static_cast<int>(options.algorithm));
-    case Problem::kUnknownIsa: return "unknown isa value " + std::to_string(static_cast<int>(options.cpu.isa));
-    case Problem::kNegativeThreads:
+    case Status::kUnknownIsa: return "unknown isa value " + std::to_string(static_cast<int>(options.cpu.isa));
+    case Status::kNegativeThreads:
       return "num_threads must be >= 0 (0: get_num_threads()), got " + std::to_string(options.cpu.num_threads);
-    case Problem::kBadTemperature: return "temperature must be finite and > 0, got " + number(options.temperature);
-    case Problem::kNotFusedAlgorithm:
+    case Status::kBadTemperature: return "temperature must be finite and > 0, got " + number(options.temperature);
+    case Status::kNotFusedAlgorithm:
       return std::string("softmax_topk runs the online algorithm, fused with the selection: algorithm must be "
                          "auto or online, got ") +
              algorithm_name(options.algorithm);
-    case Problem::kBadK:
+    case Status::kBadK:
       return "k must be in 1..n (n = " + std::to_string(call.n) + ", the row length), got " + std::to_string(call.k);
-    case Problem::kNullOperand:
+    case Status::kNullPointer:
       return std::string(operand_problem(call).operand) + " is a null pointer";
-    case Problem::kZeroOutputStride:
+    case Status::kZeroOutputStride:
       return std::string(operand_problem(call).operand) +
              " has a stride of 0, which would write several results to one element";
-    case Problem::kIsaNotCompiled:
-    case Problem::kIsaNotSupported:
+    case Status::kIsaNotCompiled:
+    case Status::kIsaNotSupported:
       return "isa '" + std::string(isa_name(options.cpu.isa)) +
              "' is not available here: " + unavailable_reason(cpu_target(options.cpu.isa));
-    case Problem::kEnvIsaUnknown:
-      return "FASTSOFTMAX_ISA='" + auto_isa_choice().variable + "' names no ISA; use one of " +
-             [] {
-               std::string names;
-               for (const std::string& name : isa_names()) names += (names.empty() ? "" : ", ") + name;
-               return names;
-             }();
-    case Problem::kDeviceDtype:
+    case Status::kOverlappingMemory: {
+      const OperandProblem overlap = operand_problem(call);
+      return std::string(overlap.operand) + " overlaps " + overlap.other +
+             " in memory; an output may be its input exactly (the same data and strides: in place), but must "
+             "not otherwise share memory with x or another output";
+    }
+    case Status::kBadEnvironmentIsa: {
+      const std::string& variable = auto_isa_choice().variable;
+      Isa isa = Isa::kScalar;
+      if (!parse_isa(variable, &isa)) {
+        std::string names;
+        for (const std::string& name : isa_names()) names += (names.empty() ? "" : ", ") + name;
+        return "FASTSOFTMAX_ISA='" + variable + "' names no ISA; use one of " + names;
+      }
+      return "FASTSOFTMAX_ISA='" + variable + "' is not available here: " + unavailable_reason(cpu_target(isa));
+    }
+    case Status::kDeviceDtype:
       return std::string("dtype ") + dtype_name(call.dtype) +
              " is not supported on CUDA devices: the CUDA kernels compute in float32 (float32, float16 and "
              "bfloat16 arrays); convert the array, or compute on the CPU";
-    case Problem::kDeviceElementStride:
+    case Status::kDeviceElementStride:
       return "the elements of each row must be adjacent in device memory (x stride " +
              std::to_string(call.inputs[0].stride) + ", y stride " + std::to_string(call.outputs[0].stride) +
              "): make the axis contiguous first";
-    case Problem::kDeviceTopkTooLarge:
+    case Status::kDeviceTopkTooLarge:
       return "k = " + std::to_string(call.k) + " is more than the CUDA kernels select (at most " +
              std::to_string(kDeviceMaxTopk) + ")";
-    case Problem::kEnvIsaUnsupported: {
-      Isa isa = Isa::kScalar;
-      parse_isa(auto_isa_choice().variable, &isa);
-      return "FASTSOFTMAX_ISA='" + auto_isa_choice().variable +
-             "' is not available here: " + unavailable_reason(cpu_target(isa));
-    }
+    case Status::kDeviceHostMemory: return "a pointer of the call is not device (or managed) memory";
+    case Status::kDeviceError: return "the CUDA runtime failed";
   }
-  return "unknown problem";
+  return "unknown status " + std::to_string(static_cast<int>(status));
 }
 
 }  // namespace fastsoftmax

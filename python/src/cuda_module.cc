@@ -129,8 +129,8 @@ Call device_call(Operation operation, const ArrayView& x, const ArrayView* out, 
     call.sorted = sorted_argument(sorted);
   }
   // The call's own rules (k, temperature, algorithm, dtype) before the outputs' shapes.
-  if (const Problem early = validate_device(call); early != Problem::kNone && early != Problem::kNullOperand) {
-    throw py::value_error(problem_message(early, call));
+  if (const Status early = validate_device(call); early != Status::kOk && early != Status::kNullPointer) {
+    throw py::value_error(error_message(early, call));
   }
   if (!on_cuda_device(x)) throw py::value_error("x is not in CUDA device memory");
   const ArrayView* outputs[2] = {out, indices};
@@ -223,8 +223,8 @@ py::dict plan_for(const std::string& dtype, const std::string& operation, std::i
   call.inputs[0] = {reinterpret_cast<const void*>(base), static_cast<std::ptrdiff_t>(n), 1};
   call.outputs[0] = {reinterpret_cast<const void*>(base), static_cast<std::ptrdiff_t>(n), 1};
   call.outputs[1] = call.outputs[0];
-  const Problem problem = validate_device(call);
-  if (problem != Problem::kNone) throw py::value_error(problem_message(problem, call));
+  const Status refused = validate_device(call);
+  if (refused != Status::kOk) throw py::value_error(error_message(refused, call));
   cuda::DeviceLimits device = cuda::reference_device();
   if (!limits.is_none()) {
     const py::dict d = limits.cast<py::dict>();

@@ -10,6 +10,7 @@
 #include "arguments.h"
 #include "arrays.h"
 #include "fastsoftmax/fastsoftmax.h"
+#include "speed_bound.h"
 
 namespace py = pybind11;
 using namespace fastsoftmax;

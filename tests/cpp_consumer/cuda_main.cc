@@ -35,7 +35,7 @@ int main() {
   check(e.status == fs::Status::kOk && e.schedule == "split rows", "8 x 128256 runs as split rows");
 
   call.dtype = fs::DataType::kFloat64;
-  check(fs::cuda::run(call) == fs::Status::kInvalidArgument, "float64 is refused");
+  check(fs::cuda::run(call) == fs::Status::kDeviceDtype, "float64 is refused");
   check(fs::cuda::last_error().find("float64") != std::string::npos, "the refusal names float64");
 
   if (!available) {

@@ -44,58 +44,6 @@ const char* type_name<float>() { return "float"; }
 template <>
 const char* type_name<double>() { return "double"; }
 
-// ---- float16 and bfloat16 as bits: portable conversions written for this program --------------
-
-std::uint32_t bits_of_float(float f) {
-  std::uint32_t bits;
-  std::memcpy(&bits, &f, sizeof bits);
-  return bits;
-}
-float float_of_bits(std::uint32_t bits) {
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
-// IEEE 754 binary16: sign, 5 exponent bits (bias 15), 10 mantissa bits. Decoding is exact.
-double float16_value(std::uint16_t bits) {
-  const int exponent = (bits >> 10) & 0x1F;
-  const int mantissa = bits & 0x3FF;
-  double magnitude;
-  if (exponent == 0x1F) {
-    magnitude = mantissa != 0 ? std::numeric_limits<double>::quiet_NaN() : std::numeric_limits<double>::infinity();
-  } else if (exponent == 0) {
-    magnitude = std::ldexp(static_cast<double>(mantissa), -24);  // zero or subnormal
-  } else {
-    magnitude = std::ldexp(static_cast<double>(1024 + mantissa), exponent - 25);
-  }
-  return (bits & 0x8000u) != 0 ? -magnitude : magnitude;
-}
-// float -> binary16, rounded to nearest even (overflow to inf, NaN to a quiet NaN).
-std::uint16_t float16_bits(float f) {
-  const std::uint32_t bits = bits_of_float(f);
-  const auto sign = static_cast<std::uint16_t>((bits >> 16) & 0x8000u);
-  const std::uint32_t magnitude = bits & 0x7FFFFFFFu;
-  if (magnitude > 0x7F800000u) return static_cast<std::uint16_t>(sign | 0x7E00u);
-  if (magnitude >= 0x477FF000u) return static_cast<std::uint16_t>(sign | 0x7C00u);  // rounds to >= 65536
-  if (magnitude < 0x38800000u) {  // below 2^-14: a multiple of 2^-24, scaled exactly, then rounded
-    const float units = std::nearbyint(float_of_bits(magnitude) * 16777216.0f);
-    return static_cast<std::uint16_t>(sign | static_cast<std::uint16_t>(units));
-  }
-  const std::uint32_t rebiased = magnitude - 0x38000000u;  // exponent bias 127 -> 15
-  const std::uint32_t rounded = rebiased + 0xFFFu + ((rebiased >> 13) & 1u);
-  return static_cast<std::uint16_t>(sign | (rounded >> 13));
-}
-
-// bfloat16: the upper half of a float32. Decoding is exact.
-double bfloat16_value(std::uint16_t bits) { return float_of_bits(static_cast<std::uint32_t>(bits) << 16); }
-// float -> bfloat16, rounded to nearest even (NaN stays a quiet NaN).
-std::uint16_t bfloat16_bits(float f) {
-  const std::uint32_t bits = bits_of_float(f);
-  if (std::isnan(f)) return static_cast<std::uint16_t>((bits >> 16) | 0x40u);
-  return static_cast<std::uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
-}
-
 template <class T>
 struct Half;
 template <>
@@ -103,14 +51,14 @@ struct Half<fsm::Float16> {
   static constexpr const char* kName = "float16";
   static constexpr int kMantissaBits = 10;
   static constexpr int kMinExponent = -14;  // of the smallest normal number
-  static fsm::Float16 from(float f) { return {float16_bits(f)}; }
+  static fsm::Float16 from(float f) { return fsm::to_float16(f); }
 };
 template <>
 struct Half<fsm::BFloat16> {
   static constexpr const char* kName = "bfloat16";
   static constexpr int kMantissaBits = 7;
   static constexpr int kMinExponent = -126;
-  static fsm::BFloat16 from(float f) { return {bfloat16_bits(f)}; }
+  static fsm::BFloat16 from(float f) { return fsm::to_bfloat16(f); }
 };
 
 // The distance between the 16-bit type's neighbours around v (finite, nonzero): one ULP.
@@ -139,8 +87,8 @@ long double half_ulp(long double v) {
 // std::exp. Elements are read as long double (for the 16-bit types: through their value()).
 inline long double value_of(float v) { return v; }
 inline long double value_of(double v) { return v; }
-inline long double value_of(fsm::Float16 v) { return float16_value(v.bits); }
-inline long double value_of(fsm::BFloat16 v) { return bfloat16_value(v.bits); }
+inline long double value_of(fsm::Float16 v) { return fsm::to_float(v); }
+inline long double value_of(fsm::BFloat16 v) { return fsm::to_float(v); }
 
 template <class T>
 std::vector<long double> reference(const T* x, std::size_t n, std::ptrdiff_t stride, bool log,
@@ -331,6 +279,35 @@ void expect_status(fsm::Status got, fsm::Status expected, const std::string& wha
   std::printf("%s -> %s\n", what.c_str(), message);
 }
 
+// x and y partly overlapping (y = x + 17): refused with kOverlappingMemory, nothing written; y
+// exactly x (in place), and y right after x, run.
+void check_overlap() {
+  std::vector<float> b(1017);
+  for (std::size_t i = 0; i < b.size(); ++i) b[i] = static_cast<float>(i % 13);
+  const std::vector<float> before = b;
+  expect_status(fsm::softmax(b.data(), b.data() + 17, 1000), fsm::Status::kOverlappingMemory,
+                "softmax(x, x + 17, 1000)");
+  expect_status(fsm::log_softmax(b.data() + 17, b.data(), 1000), fsm::Status::kOverlappingMemory,
+                "log_softmax(x + 17, x, 1000)");
+  if (b != before) fail("softmax(x, x + 17, 1000): wrote despite the error");
+  fsm::Call call;
+  call.n = 1000;
+  call.inputs[0] = {b.data(), 0, 1};
+  call.outputs[0] = {b.data() + 17, 0, 1};
+  const std::string error = fsm::explain(call).error;
+  if (error.find("y overlaps x") == std::string::npos) fail("explain(overlapping y): \"" + error + "\"");
+  // Interleaved strided rows span the same addresses: refused too (the check is by address range).
+  fsm::RowLayout interleaved = fsm::RowLayout::contiguous(1, 500);
+  interleaved.x_stride = interleaved.y_stride = 2;
+  expect_status(fsm::softmax(b.data(), b.data() + 1, interleaved), fsm::Status::kOverlappingMemory,
+                "softmax(even elements into odd ones)");
+  std::vector<float> expected(1000);
+  expect_ok(fsm::softmax(b.data(), expected.data(), 1000), "softmax(x, separate y, 1000)");
+  expect_ok(fsm::softmax(b.data(), b.data() + 1000, 17), "softmax(x, y right after x)");
+  expect_ok(fsm::softmax(b.data(), b.data(), 1000), "softmax(x, x, 1000) in place");
+  if (!std::equal(b.begin(), b.begin() + 1000, expected.begin())) fail("softmax in place differs from out of place");
+}
+
 // Bad arguments return a non-OK Status (with a message) and leave the output alone.
 void check_errors() {
   const float x[3] = {1.0f, 2.0f, 3.0f};
@@ -339,23 +316,23 @@ void check_errors() {
     if (y[0] != -7.0f || y[1] != -7.0f || y[2] != -7.0f) fail(what + ": wrote the output despite the error");
   };
 
-  expect_status(fsm::softmax(static_cast<const float*>(nullptr), y, 3), fsm::Status::kInvalidArgument,
+  expect_status(fsm::softmax(static_cast<const float*>(nullptr), y, 3), fsm::Status::kNullPointer,
                 "softmax(nullptr input)");
   untouched("softmax(nullptr input)");
-  expect_status(fsm::log_softmax(x, static_cast<float*>(nullptr), 3), fsm::Status::kInvalidArgument,
+  expect_status(fsm::log_softmax(x, static_cast<float*>(nullptr), 3), fsm::Status::kNullPointer,
                 "log_softmax(nullptr output)");
 
   fsm::RowLayout zero_stride = fsm::RowLayout::contiguous(1, 3);
   zero_stride.y_stride = 0;  // three outputs on one element
-  expect_status(fsm::softmax(x, y, zero_stride), fsm::Status::kInvalidArgument, "softmax(y_stride 0)");
+  expect_status(fsm::softmax(x, y, zero_stride), fsm::Status::kZeroOutputStride, "softmax(y_stride 0)");
   untouched("softmax(y_stride 0)");
 
   fsm::Options bad_isa;
   bad_isa.cpu.isa = static_cast<fsm::Isa>(99);
-  expect_status(fsm::softmax(x, y, 3, bad_isa), fsm::Status::kInvalidArgument, "softmax(Isa value 99)");
+  expect_status(fsm::softmax(x, y, 3, bad_isa), fsm::Status::kUnknownIsa, "softmax(Isa value 99)");
   fsm::Options bad_algorithm;
   bad_algorithm.algorithm = static_cast<fsm::Algorithm>(-1);
-  expect_status(fsm::softmax(x, y, 3, bad_algorithm), fsm::Status::kInvalidArgument, "softmax(Algorithm value -1)");
+  expect_status(fsm::softmax(x, y, 3, bad_algorithm), fsm::Status::kUnknownAlgorithm, "softmax(Algorithm value -1)");
   untouched("softmax(bad enum values)");
 
   for (const fsm::ImplementationInfo& implementation : fsm::implementations()) {
@@ -364,7 +341,18 @@ void check_errors() {
     fsm::Options options;
     options.cpu.isa = isa;
     const std::string what = std::string("softmax(unsupported isa ") + fsm::isa_name(isa) + ")";
-    expect_status(fsm::softmax(x, y, 3, options), fsm::Status::kUnsupportedIsa, what);
+    // Not compiled in, or compiled but beyond this CPU: each has its own status and message.
+    const fsm::Status expected =
+        implementation.compiled ? fsm::Status::kIsaNotSupported : fsm::Status::kIsaNotCompiled;
+    expect_status(fsm::softmax(x, y, 3, options), expected, what);
+    fsm::Call call;
+    call.n = 3;
+    call.inputs[0] = {x, 3, 1};
+    call.outputs[0] = {y, 3, 1};
+    call.options = options;
+    const std::string error = fsm::explain(call).error;
+    const char* wanted = implementation.compiled ? "not supported by this CPU" : "not compiled into this build";
+    if (error.find(wanted) == std::string::npos) fail(what + ": explain() says \"" + error + "\"");
     untouched(what);
   }
 
@@ -374,8 +362,8 @@ void check_errors() {
     fsm::Options options;
     options.temperature = temperature;
     const std::string what = "softmax(temperature " + std::to_string(temperature) + ")";
-    expect_status(fsm::softmax(x, y, 3, options), fsm::Status::kInvalidArgument, what);
-    expect_status(fsm::log_softmax(x, y, 3, options), fsm::Status::kInvalidArgument, "log_" + what);
+    expect_status(fsm::softmax(x, y, 3, options), fsm::Status::kBadTemperature, what);
+    expect_status(fsm::log_softmax(x, y, 3, options), fsm::Status::kBadTemperature, "log_" + what);
     untouched(what);
   }
 
@@ -391,26 +379,44 @@ void check_errors() {
       }
     }
   };
-  const auto check_topk_error = [&](std::size_t k, const fsm::Options& options, const std::string& what) {
-    expect_status(fsm::softmax_topk(x, row, k, values, indices, true, options), fsm::Status::kInvalidArgument, what);
+  const auto check_topk_error = [&](std::size_t k, const fsm::Options& options, fsm::Status expected,
+                                    const std::string& what) {
+    expect_status(fsm::softmax_topk(x, values, indices, row, k, true, options), expected, what);
     topk_untouched(what);
   };
-  check_topk_error(4, {}, "softmax_topk(k 4 > n 3)");
-  check_topk_error(0, {}, "softmax_topk(k 0)");
+  check_topk_error(4, {}, fsm::Status::kBadK, "softmax_topk(k 4 > n 3)");
+  check_topk_error(0, {}, fsm::Status::kBadK, "softmax_topk(k 0)");
   fsm::Options two_pass;
   two_pass.algorithm = fsm::Algorithm::kTwoPass;
-  check_topk_error(2, two_pass, "softmax_topk(algorithm two_pass)");
+  check_topk_error(2, two_pass, fsm::Status::kNotFusedAlgorithm, "softmax_topk(algorithm two_pass)");
   for (double temperature : {0.0, -1.0}) {
     fsm::Options options;
     options.temperature = temperature;
-    check_topk_error(2, options, "softmax_topk(temperature " + std::to_string(temperature) + ")");
+    check_topk_error(2, options, fsm::Status::kBadTemperature,
+                     "softmax_topk(temperature " + std::to_string(temperature) + ")");
   }
-  expect_status(fsm::softmax_topk(static_cast<const float*>(nullptr), row, 2, values, indices),
-                fsm::Status::kInvalidArgument, "softmax_topk(nullptr input)");
+  expect_status(fsm::softmax_topk(static_cast<const float*>(nullptr), values, indices, row, 2),
+                fsm::Status::kNullPointer, "softmax_topk(nullptr input)");
   topk_untouched("softmax_topk(nullptr input)");
+  // values over the row it reads, and indices over values: refused, nothing written.
+  float row_and_values[4] = {1.0f, 2.0f, 3.0f, -7.0f};
+  expect_status(fsm::softmax_topk(row_and_values, row_and_values + 1, indices, row, 2), fsm::Status::kOverlappingMemory,
+                "softmax_topk(values over x)");
+  if (row_and_values[3] != -7.0f || indices[0] != -7) fail("softmax_topk(values over x): wrote despite the error");
+  expect_status(fsm::softmax_topk(x, values, reinterpret_cast<std::int64_t*>(values), row, 2),
+                fsm::Status::kOverlappingMemory, "softmax_topk(indices over values)");
+  topk_untouched("softmax_topk(indices over values)");
 
-  if (std::strcmp(fsm::status_message(fsm::Status::kOk), fsm::status_message(fsm::Status::kInvalidArgument)) == 0) {
-    fail("status_message gives kOk and kInvalidArgument the same text");
+  check_overlap();
+
+  // Every status has its own sentence.
+  std::vector<std::string> messages;
+  for (int s = 0; s <= static_cast<int>(fsm::Status::kDeviceError); ++s) {
+    const std::string message = fsm::status_message(static_cast<fsm::Status>(s));
+    if (std::find(messages.begin(), messages.end(), message) != messages.end()) {
+      fail("status_message gives two statuses the text \"" + message + "\"");
+    }
+    messages.push_back(message);
   }
 }
 
@@ -531,7 +537,7 @@ void run_topk_case(const std::string& what, const T* x, fsm::RowLayout layout, s
   const T sentinel_value = value_sentinel<T>();
   std::vector<T> values(size, sentinel_value);
   std::vector<std::int64_t> indices(size, -7);
-  if (!expect_ok(fsm::softmax_topk(x, layout, k, values.data(), indices.data(), sorted, options), what)) return;
+  if (!expect_ok(fsm::softmax_topk(x, values.data(), indices.data(), layout, k, sorted, options), what)) return;
   for (std::size_t r = 0; r < layout.rows; ++r) {
     const std::ptrdiff_t out = static_cast<std::ptrdiff_t>(r) * layout.y_row_stride;
     const std::string row_what = what + " row " + std::to_string(r);
@@ -595,7 +601,8 @@ void check_topk(const std::vector<fsm::Isa>& isas) {
 
 // ---- float16 and bfloat16 --------------------------------------------------------------------
 
-// The conversion helpers against bits written by hand, so that the checks below rest on them.
+// The library's conversion helpers against bits written by hand (the checks below rest on them),
+// and their special values: overflow to inf, NaN kept, subnormals kept.
 void check_half_helpers() {
   struct Known {
     float value;
@@ -607,15 +614,24 @@ void check_half_helpers() {
       {3.0f, 0x4200, 0x4040}, {-2.25f, 0xC080, 0xC010}, {4.0f, 0x4400, 0x4080},       {0.0f, 0x0000, 0x0000},
       {0.1f, 0x2E66, 0x3DCD}, {1.0f / 3, 0x3555, 0x3EAB}, {65504.0f, 0x7BFF, 0x4780}, {0x1p-24f, 0x0001, 0x3380},
   };
+  // Beyond the range: inf; NaN stays NaN; float16's smallest subnormal and half of it (a tie, to even: 0).
+  if (fsm::to_float16(1e6f).bits != 0x7C00 || fsm::to_float16(-65520.0f).bits != 0xFC00 ||
+      !std::isnan(fsm::to_float(fsm::to_float16(std::nanf("")))) ||
+      !std::isnan(fsm::to_float(fsm::to_bfloat16(std::nanf("")))) || fsm::to_bfloat16(std::numeric_limits<float>::max()).bits != 0x7F80 ||
+      fsm::to_float16(-0x1p-24f).bits != 0x8001 || fsm::to_float16(0x1p-25f).bits != 0x0000 ||
+      fsm::to_float(fsm::Float16{0x7C00}) != std::numeric_limits<float>::infinity()) {
+    fail("helpers: a special value converts wrongly");
+  }
   for (const Known& k : known) {
     char buf[160];
-    if (float16_bits(k.value) != k.float16 || bfloat16_bits(k.value) != k.bfloat16) {
+    const std::uint16_t f16_bits = fsm::to_float16(k.value).bits, bf16_bits = fsm::to_bfloat16(k.value).bits;
+    if (f16_bits != k.float16 || bf16_bits != k.bfloat16) {
       std::snprintf(buf, sizeof buf, "helpers: %g encodes as float16 0x%04X, bfloat16 0x%04X; expected 0x%04X, 0x%04X",
-                    k.value, float16_bits(k.value), bfloat16_bits(k.value), k.float16, k.bfloat16);
+                    k.value, f16_bits, bf16_bits, k.float16, k.bfloat16);
       fail(buf);
     }
     // Decoding is exact; the inexact values decode to their 16-bit roundings (within half a ULP).
-    const double f16 = float16_value(k.float16), bf16 = bfloat16_value(k.bfloat16);
+    const double f16 = fsm::to_float(fsm::Float16{k.float16}), bf16 = fsm::to_float(fsm::BFloat16{k.bfloat16});
     const long double magnitude = k.value == 0.0f ? 1.0f : k.value;  // ULP of 0: any bound passes
     if (std::fabs(f16 - k.value) > 0.5 * static_cast<double>(half_ulp<fsm::Float16>(magnitude)) ||
         std::fabs(bf16 - k.value) > 0.5 * static_cast<double>(half_ulp<fsm::BFloat16>(magnitude))) {
@@ -697,6 +713,30 @@ void check_half(const std::vector<fsm::Isa>& isas) {
       run_topk_case(what, small.data(), fsm::RowLayout::contiguous(1, 10), k, true, options);
     }
   }
+
+  // The one-row overloads give the layout functions' bits.
+  const fsm::RowLayout one_row = fsm::RowLayout::contiguous(1, 10);
+  std::vector<T> by_row(10), by_layout(10), values(3), values_by_layout(3);
+  std::vector<std::int64_t> indices(3), indices_by_layout(3);
+  const auto same = [](const std::vector<T>& a, const std::vector<T>& b) {
+    return std::equal(a.begin(), a.end(), b.begin(), [](T u, T v) { return u.bits == v.bits; });
+  };
+  const std::string what = "one-row overloads <" + type + ">";
+  if (expect_ok(fsm::softmax(small.data(), by_row.data(), 10), what) &&
+      expect_ok(fsm::softmax(small.data(), by_layout.data(), one_row), what) && !same(by_row, by_layout)) {
+    fail(what + ": softmax differs");
+  }
+  if (expect_ok(fsm::log_softmax(small.data(), by_row.data(), 10), what) &&
+      expect_ok(fsm::log_softmax(small.data(), by_layout.data(), one_row), what) && !same(by_row, by_layout)) {
+    fail(what + ": log_softmax differs");
+  }
+  fsm::RowLayout topk_row = one_row;
+  topk_row.y_row_stride = 3;
+  if (expect_ok(fsm::softmax_topk(small.data(), values.data(), indices.data(), 10, 3), what) &&
+      expect_ok(fsm::softmax_topk(small.data(), values_by_layout.data(), indices_by_layout.data(), topk_row, 3), what) &&
+      (!same(values, values_by_layout) || indices != indices_by_layout)) {
+    fail(what + ": softmax_topk differs");
+  }
 }
 
 // The generic Call, run and explained: the same results as the typed function, a kernel of the
@@ -731,7 +771,7 @@ void check_call_and_explain() {
 
   call.options.temperature = -2.0;
   const fsm::Explanation refused = fsm::explain(call);
-  if (refused.status != fsm::Status::kInvalidArgument || refused.error.find("temperature") == std::string::npos) {
+  if (refused.status != fsm::Status::kBadTemperature || refused.error.find("temperature") == std::string::npos) {
     fail("explain(temperature -2) gives no temperature error: '" + refused.error + "'");
   }
   std::printf("explain(temperature -2): %s\n", refused.error.c_str());

@@ -251,9 +251,9 @@ fs::Status call(Op op, const T* x, T* y, std::int64_t* indices, const fs::RowLay
   switch (op) {
     case Op::kSoftmax: return fs::cuda::softmax(x, y, layout, options, stream);
     case Op::kLogSoftmax: return fs::cuda::log_softmax(x, y, layout, options, stream);
-    case Op::kTopk: return fs::cuda::softmax_topk(x, layout, k, y, indices, sorted, options, stream);
+    case Op::kTopk: return fs::cuda::softmax_topk(x, y, indices, layout, k, sorted, options, stream);
   }
-  return fs::Status::kInvalidArgument;
+  return fs::Status::kUnknownOperation;
 }
 
 template <class T>
@@ -404,9 +404,9 @@ void check_refusals(cudaStream_t stream, Tally& tally) {
     fs::Status status;
   };
   const Refusal refusals[] = {
-      {"softmax_topk with k = 0", fs::cuda::softmax_topk(dx.ptr, one_row, 0, dy.ptr, di.ptr, true, {}, stream)},
-      {"softmax_topk with k > n", fs::cuda::softmax_topk(dx.ptr, one_row, n + 1, dy.ptr, di.ptr, true, {}, stream)},
-      {"softmax_topk with two_pass", fs::cuda::softmax_topk(dx.ptr, one_row, 5, dy.ptr, di.ptr, true, two_pass, stream)},
+      {"softmax_topk with k = 0", fs::cuda::softmax_topk(dx.ptr, dy.ptr, di.ptr, one_row, 0, true, {}, stream)},
+      {"softmax_topk with k > n", fs::cuda::softmax_topk(dx.ptr, dy.ptr, di.ptr, one_row, n + 1, true, {}, stream)},
+      {"softmax_topk with two_pass", fs::cuda::softmax_topk(dx.ptr, dy.ptr, di.ptr, one_row, 5, true, two_pass, stream)},
       {"softmax with x_stride 2", fs::cuda::softmax(dx.ptr, dy.ptr, spaced, {}, stream)},
       {"log_softmax with x_stride 2", fs::cuda::log_softmax(dx.ptr, dy.ptr, spaced, {}, stream)},
   };

@@ -130,7 +130,7 @@ void check_rowwise(fs::Operation op, fs::Algorithm algorithm, const Layout& l, c
   call.outputs[0] = {y, l.in_place ? xs : ys, 1};
   call.options.algorithm = algorithm;
   call.options.temperature = t;
-  if (fs::validate_device(call) != fs::Problem::kNone) return fail(std::string(label) + ": refused");
+  if (fs::validate_device(call) != fs::Status::kOk) return fail(std::string(label) + ": refused");
   const fc::LaunchPlan plan = fc::plan_launch(call, small_device());
   const std::string error = fc::execute_on_device(call, plan, nullptr);
   const std::string context = std::string(label) + " " + name_of<T>() + " " + fs::operation_name(op) + " " +
@@ -205,7 +205,7 @@ void check_topk(std::size_t rows, std::size_t n, int k, const std::vector<float>
   call.outputs[1] = {indices.data(), k, 1};
   std::string context = std::string(label) + " " + name_of<T>() + " topk " + std::to_string(rows) + "x" +
                         std::to_string(n) + " k=" + std::to_string(k);
-  if (fs::validate_device(call) != fs::Problem::kNone) return fail(context + ": refused");
+  if (fs::validate_device(call) != fs::Status::kOk) return fail(context + ": refused");
   const fc::LaunchPlan plan = fc::plan_launch(call, device);
   const std::string error = fc::execute_on_device(call, plan, nullptr);
   if (!error.empty()) return fail(context + ": " + error);

@@ -5,8 +5,8 @@
 // explain() as the CPU functions of fastsoftmax.h (docs/architecture.md, "The CUDA backend"):
 //   - pointers are device pointers (or managed memory) of the current device;
 //   - the elements of a row are adjacent (x_stride = y_stride = 1); rows may have any stride;
-//   - float32, float16 and bfloat16, computed in float32; float64 is refused (kInvalidArgument),
-//     never copied to the host;
+//   - float32, float16 and bfloat16, computed in float32; float64 is refused (kDeviceDtype),
+//     never copied to the host; a host pointer is refused (kDeviceHostMemory);
 //   - work is enqueued on `stream` and the functions return without waiting for it. Argument
 //     errors are found before anything is enqueued (nothing is written); a failure of the CUDA
 //     runtime (no device, a failed launch) returns kDeviceError and last_error() names it.
@@ -47,14 +47,12 @@ Status log_softmax(const BFloat16* x, BFloat16* y, const RowLayout& layout, cons
 // As fastsoftmax::softmax_topk (ties to the lower index; the softmax is never written), with
 // 1 <= k <= min(n, kMaxTopk).
 constexpr std::int64_t kMaxTopk = 1024;
-Status softmax_topk(const float* x, const RowLayout& layout, std::size_t k, float* values, std::int64_t* indices,
+Status softmax_topk(const float* x, float* values, std::int64_t* indices, const RowLayout& layout, std::size_t k,
                     bool sorted = true, const Options& options = {}, cudaStream_t stream = nullptr);
-Status softmax_topk(const Float16* x, const RowLayout& layout, std::size_t k, Float16* values,
-                    std::int64_t* indices, bool sorted = true, const Options& options = {},
-                    cudaStream_t stream = nullptr);
-Status softmax_topk(const BFloat16* x, const RowLayout& layout, std::size_t k, BFloat16* values,
-                    std::int64_t* indices, bool sorted = true, const Options& options = {},
-                    cudaStream_t stream = nullptr);
+Status softmax_topk(const Float16* x, Float16* values, std::int64_t* indices, const RowLayout& layout,
+                    std::size_t k, bool sorted = true, const Options& options = {}, cudaStream_t stream = nullptr);
+Status softmax_topk(const BFloat16* x, BFloat16* values, std::int64_t* indices, const RowLayout& layout,
+                    std::size_t k, bool sorted = true, const Options& options = {}, cudaStream_t stream = nullptr);
 
 // The generic call on the device (the typed functions are this).
 Status run(const Call& call, cudaStream_t stream = nullptr);

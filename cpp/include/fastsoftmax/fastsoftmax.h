@@ -8,11 +8,20 @@
 //     which run() executes and explain() describes without running.
 // Both go through the same validation and planning (docs/architecture.md). Errors are reported
 // through the returned Status; explain() says in words what is wrong. No function throws or aborts.
+//
+// Thread safety: every function may be called from any number of threads at once, on the same or
+// different data, as long as no call writes memory that another call running at the same time
+// reads or writes (calls share no mutable state but the settings below). set_num_threads() may
+// be called at any time; calls already running keep the thread count they started with. The
+// implementation chosen for Isa::kAuto (and FASTSOFTMAX_ISA) and the CPU features are read once,
+// on first use. A call that may use threads uses one process-wide team; while one call uses it,
+// other calls run on their calling threads, so concurrent callers never wait for each other.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -54,11 +63,34 @@ enum class DataType {
   kBFloat16,  // the upper half of a float32 (BFloat16)
 };
 
-enum class Status {
+// What a call returns: kOk, or the one reason it was refused (nothing was written then) or
+// failed. status_message() gives each a sentence; explain() gives the same reason with the
+// call's values ("k must be in 1..n (n = 5, the row length), got 9"). Marked [[nodiscard]]: every
+// function returning a Status warns when the result is ignored.
+enum class [[nodiscard]] Status {
   kOk = 0,
-  kInvalidArgument,  // explain() names the argument and the rule it breaks
-  kUnsupportedIsa,   // the ISA (or FASTSOFTMAX_ISA) is unknown, not compiled in, or not supported by this CPU
-  kDeviceError,      // the CUDA backend only: the CUDA runtime failed (fastsoftmax::cuda::last_error() says how)
+  // The arguments of the call:
+  kUnknownOperation,     // Call::operation is not an Operation
+  kUnknownDtype,         // Call::dtype is not a DataType
+  kUnknownAlgorithm,     // Options::algorithm is not an Algorithm
+  kUnknownIsa,           // CpuOptions::isa is not an Isa
+  kNegativeThreads,      // CpuOptions::num_threads < 0
+  kBadTemperature,       // Options::temperature is not finite and > 0
+  kNotFusedAlgorithm,    // softmax_topk with an algorithm other than kAuto or kOnline
+  kBadK,                 // softmax_topk's k is not in 1..n
+  kNullPointer,          // an input or output pointer is null (with rows and n both > 0)
+  kZeroOutputStride,     // an output stride of 0 would write several results to one element
+  kOverlappingMemory,    // an output shares memory with x (other than exactly in place) or another output
+  // The implementation asked for:
+  kIsaNotCompiled,       // CpuOptions::isa names a target this build does not contain
+  kIsaNotSupported,      // CpuOptions::isa names a target this CPU (or OS) cannot run
+  kBadEnvironmentIsa,    // isa kAuto, and FASTSOFTMAX_ISA names no ISA or one not available here
+  // The CUDA backend (fastsoftmax/cuda.h):
+  kDeviceDtype,          // float64 on the device (the CUDA kernels compute in float32)
+  kDeviceElementStride,  // a row's elements are not adjacent in device memory
+  kDeviceTopkTooLarge,   // k above the CUDA kernels' capacity (cuda::kMaxTopk)
+  kDeviceHostMemory,     // a pointer of a device call is not device (or managed) memory
+  kDeviceError,          // the CUDA runtime failed (fastsoftmax::cuda::last_error() says how)
 };
 
 // 16-bit floating-point values, as their bits: IEEE 754 binary16 (float16) and bfloat16 (the
@@ -75,13 +107,13 @@ struct BFloat16 {
   std::uint16_t bits;
 };
 
-// A short English description of a status (explain() gives the precise reason of a failed call).
+// One English sentence for each status ("ok" for kOk); explain() adds the call's values.
 const char* status_message(Status status);
 
 // `rows` rows of `n` elements each, for the typed functions. Strides count elements, not bytes,
 // and may be negative. Row r, element i of x is x[r * x_row_stride + i * x_stride]; the outputs
-// use the y strides. Input and output may be the same memory (in place) but must not overlap
-// otherwise.
+// use the y strides. Input and output may be the same memory with the same layout (in place);
+// any other overlap of the memory they span is refused (kOverlappingMemory).
 struct RowLayout {
   std::size_t rows = 1;
   std::size_t n = 0;
@@ -112,7 +144,7 @@ struct CpuOptions {
 
 struct Options {
   Algorithm algorithm = Algorithm::kAuto;
-  // softmax(x / temperature), log_softmax(x / temperature): finite and > 0, else kInvalidArgument.
+  // softmax(x / temperature), log_softmax(x / temperature): finite and > 0, else kBadTemperature.
   // Fused into the kernels (no extra pass, no temporary) without rounding x / temperature: the
   // results keep the accuracy of temperature 1. Temperatures outside [2^-20, 2^20] run the scalar
   // kernels (the SIMD ones fold powers of 1/temperature into float constants).
@@ -147,49 +179,64 @@ Status log_softmax(const double* x, double* y, const RowLayout& layout, const Op
 Status log_softmax(const Float16* x, Float16* y, const RowLayout& layout, const Options& options = {});
 Status log_softmax(const BFloat16* x, BFloat16* y, const RowLayout& layout, const Options& options = {});
 
-// One contiguous row of n elements.
-inline Status softmax(const float* x, float* y, std::size_t n, const Options& options = {}) {
+// The element types of x and the outputs (float, double, Float16, BFloat16).
+template <class T>
+inline constexpr bool is_element_type_v = std::is_same_v<T, float> || std::is_same_v<T, double> ||
+                                          std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>;
+
+// One contiguous row of n elements, for every element type.
+template <class T, class = std::enable_if_t<is_element_type_v<T>>>
+Status softmax(const T* x, T* y, std::size_t n, const Options& options = {}) {
   return softmax(x, y, RowLayout::contiguous(1, n), options);
 }
-inline Status softmax(const double* x, double* y, std::size_t n, const Options& options = {}) {
-  return softmax(x, y, RowLayout::contiguous(1, n), options);
-}
-inline Status log_softmax(const float* x, float* y, std::size_t n, const Options& options = {}) {
-  return log_softmax(x, y, RowLayout::contiguous(1, n), options);
-}
-inline Status log_softmax(const double* x, double* y, std::size_t n, const Options& options = {}) {
+template <class T, class = std::enable_if_t<is_element_type_v<T>>>
+Status log_softmax(const T* x, T* y, std::size_t n, const Options& options = {}) {
   return log_softmax(x, y, RowLayout::contiguous(1, n), options);
 }
 
 // Fused softmax + top-k (Milakov & Gimelshein 2018, Alg. 4): for each row of x, the k largest
 // probabilities of softmax(x) and their indices, found in one pass over the row (the online
-// normalizer and a running top-k) without writing the softmax anywhere.
+// normalizer and a running top-k) without writing the softmax anywhere. The arguments come in
+// softmax's order: x, the outputs (values, indices), the layout, then k and the options.
 //   - x is read as described by layout's x fields and layout.n; row r's j-th result goes to
 //     values[r * layout.y_row_stride + j * layout.y_stride], its index (0 <= index < n) to the
 //     same place of indices.
 //   - Order (sorted = true): the larger probability first; equal inputs, the lower index first.
 //     Results follow the inputs, so entries whose probabilities both round to 0 still come in
 //     order of x. sorted = false: the same k results in an unspecified order.
-//   - 1 <= k <= n, else kInvalidArgument (nothing written). options.algorithm must be kAuto or
-//     kOnline (the fused algorithm), else kInvalidArgument.
+//   - 1 <= k <= n, else kBadK (nothing written). options.algorithm must be kAuto or kOnline (the
+//     fused algorithm), else kNotFusedAlgorithm.
 //   - Special values as softmax: a row with NaN gives NaN probabilities at indices 0..k-1; the
 //     entries equal to +inf come first with 1/(their count) each, all others 0; a row of only
 //     -inf gives NaN probabilities at indices 0..k-1.
 // Probabilities are within 2 ULP of the correctly rounded softmax (computed in double from the
 // row's float32 sum, long double for float64 rows).
-Status softmax_topk(const float* x, const RowLayout& layout, std::size_t k, float* values, std::int64_t* indices,
+Status softmax_topk(const float* x, float* values, std::int64_t* indices, const RowLayout& layout, std::size_t k,
                     bool sorted = true, const Options& options = {});
-Status softmax_topk(const double* x, const RowLayout& layout, std::size_t k, double* values, std::int64_t* indices,
+Status softmax_topk(const double* x, double* values, std::int64_t* indices, const RowLayout& layout, std::size_t k,
                     bool sorted = true, const Options& options = {});
-Status softmax_topk(const Float16* x, const RowLayout& layout, std::size_t k, Float16* values,
-                    std::int64_t* indices, bool sorted = true, const Options& options = {});
-Status softmax_topk(const BFloat16* x, const RowLayout& layout, std::size_t k, BFloat16* values,
-                    std::int64_t* indices, bool sorted = true, const Options& options = {});
+Status softmax_topk(const Float16* x, Float16* values, std::int64_t* indices, const RowLayout& layout,
+                    std::size_t k, bool sorted = true, const Options& options = {});
+Status softmax_topk(const BFloat16* x, BFloat16* values, std::int64_t* indices, const RowLayout& layout,
+                    std::size_t k, bool sorted = true, const Options& options = {});
+// One contiguous row of n elements: k contiguous values and indices.
+template <class T, class = std::enable_if_t<is_element_type_v<T>>>
+Status softmax_topk(const T* x, T* values, std::int64_t* indices, std::size_t n, std::size_t k, bool sorted = true,
+                    const Options& options = {}) {
+  RowLayout layout = RowLayout::contiguous(1, n);
+  layout.y_row_stride = static_cast<std::ptrdiff_t>(k);
+  return softmax_topk(x, values, indices, layout, k, sorted, options);
+}
 
-// A speed bound for softmax, not a softmax: reads x twice (a max, then a scaling) and writes y
-// once with trivial arithmetic, using the kernels' own loads, stores and unrolling on `isa`. The
-// memory traffic of two-pass and online (8 bytes read and 4 written per element).
-Status read_twice_write_once(const float* x, float* y, std::size_t n, Isa isa = Isa::kAuto);
+// ---- Conversions of the 16-bit types --------------------------------------------------------
+
+// float to float16 / bfloat16, rounded to nearest even (as the kernels store them): values beyond
+// the type's range become +-inf, NaN stays NaN (quiet), subnormals are kept.
+Float16 to_float16(float value);
+BFloat16 to_bfloat16(float value);
+// float16 / bfloat16 to float: exact.
+float to_float(Float16 value);
+float to_float(BFloat16 value);
 
 // ---- The generic call -------------------------------------------------------------------------
 
@@ -204,7 +251,8 @@ struct Operand {
 
 // Everything about a call: the operation, the element type, `rows` rows of `n` input elements,
 // the operands in the order of Operation's comments, the operation's parameters and the options.
-// Inputs and outputs may be the same memory (in place) but must not overlap otherwise.
+// An output may be its input exactly (same data, same strides: in place); any other overlap of
+// the memory two operands span, outputs included, is refused (kOverlappingMemory).
 struct Call {
   static constexpr int kMaxInputs = 1;
   static constexpr int kMaxOutputs = 2;
@@ -277,7 +325,7 @@ std::vector<Isa> supported_isas();
 // True if `isa` is compiled in and usable here (kAuto always is).
 bool isa_supported(Isa isa);
 // What kAuto resolves to: FASTSOFTMAX_ISA if set, else the best supported ISA.
-// Returns kUnsupportedIsa if FASTSOFTMAX_ISA names an unknown or unsupported ISA.
+// Returns kBadEnvironmentIsa if FASTSOFTMAX_ISA names an unknown or unavailable ISA.
 Status auto_isa(Isa* isa);
 
 // A kernel variant of the catalogue: one name, in the manner of XNNPACK's,

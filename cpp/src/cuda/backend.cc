@@ -144,7 +144,7 @@ Status rowwise(Operation operation, const T* x, T* y, const RowLayout& layout, c
 }
 
 template <class T>
-Status topk(const T* x, const RowLayout& layout, std::size_t k, T* values, std::int64_t* indices, bool sorted,
+Status topk(const T* x, T* values, std::int64_t* indices, const RowLayout& layout, std::size_t k, bool sorted,
             const Options& options, cudaStream_t stream) {
   Call call;
   call.operation = Operation::kSoftmaxTopk;
@@ -176,17 +176,17 @@ ImplementationInfo implementation() {
 std::vector<KernelInfo> kernels() { return catalogue(); }
 
 Status run(const Call& call, cudaStream_t stream) {
-  const Problem problem = validate_device(call);
-  if (problem != Problem::kNone) {
-    last_error_message = problem_message(problem, call);
-    return status_of(problem);
+  const Status refused = validate_device(call);
+  if (refused != Status::kOk) {
+    last_error_message = error_message(refused, call);
+    return refused;
   }
   if (call.rows == 0 || call.n == 0) return Status::kOk;
   std::string reason;
   if (!available(&reason)) return device_error(reason);
   if (const std::string e = host_operand(call); !e.empty()) {
     last_error_message = e;
-    return Status::kInvalidArgument;
+    return Status::kDeviceHostMemory;
   }
   DeviceLimits limits;
   if (!device_limits(&limits, &reason)) return device_error(reason);
@@ -196,10 +196,9 @@ Status run(const Call& call, cudaStream_t stream) {
 
 Explanation explain(const Call& call) {
   Explanation e;
-  const Problem problem = validate_device(call);
-  if (problem != Problem::kNone) {
-    e.status = status_of(problem);
-    e.error = problem_message(problem, call);
+  e.status = validate_device(call);
+  if (e.status != Status::kOk) {
+    e.error = error_message(e.status, call);
     return e;
   }
   DeviceLimits limits = reference_device();
@@ -242,17 +241,17 @@ Status log_softmax(const BFloat16* x, BFloat16* y, const RowLayout& layout, cons
                    cudaStream_t stream) {
   return rowwise(Operation::kLogSoftmax, x, y, layout, options, stream);
 }
-Status softmax_topk(const float* x, const RowLayout& layout, std::size_t k, float* values, std::int64_t* indices,
-                    bool sorted, const Options& options, cudaStream_t stream) {
-  return topk(x, layout, k, values, indices, sorted, options, stream);
+Status softmax_topk(const float* x, float* values, std::int64_t* indices, const RowLayout& layout,
+                    std::size_t k, bool sorted, const Options& options, cudaStream_t stream) {
+  return topk(x, values, indices, layout, k, sorted, options, stream);
 }
-Status softmax_topk(const Float16* x, const RowLayout& layout, std::size_t k, Float16* values,
-                    std::int64_t* indices, bool sorted, const Options& options, cudaStream_t stream) {
-  return topk(x, layout, k, values, indices, sorted, options, stream);
+Status softmax_topk(const Float16* x, Float16* values, std::int64_t* indices, const RowLayout& layout,
+                    std::size_t k, bool sorted, const Options& options, cudaStream_t stream) {
+  return topk(x, values, indices, layout, k, sorted, options, stream);
 }
-Status softmax_topk(const BFloat16* x, const RowLayout& layout, std::size_t k, BFloat16* values,
-                    std::int64_t* indices, bool sorted, const Options& options, cudaStream_t stream) {
-  return topk(x, layout, k, values, indices, sorted, options, stream);
+Status softmax_topk(const BFloat16* x, BFloat16* values, std::int64_t* indices, const RowLayout& layout,
+                    std::size_t k, bool sorted, const Options& options, cudaStream_t stream) {
+  return topk(x, values, indices, layout, k, sorted, options, stream);
 }
 
 }  // namespace fastsoftmax::cuda
