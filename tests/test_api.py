@@ -366,15 +366,87 @@ def test_out_wrong_shape(func, shape):
 
 @pytest.mark.parametrize(
     "x_dtype, out_dtype, expected",
-    [(np.float32, np.float64, "float32"), (np.float64, np.float32, "float64"), (np.float16, np.float32, "float16"),
-     (np.int32, np.float32, "float64"), (np.float32, np.int32, "float32"), (np.float32, np.float16, "float32")],
+    [(np.float64, np.float32, "result is float64"), (np.int32, np.float32, "result is float64"),
+     (np.float32, np.int32, "out has dtype int32"), (np.float32, np.float16, "result is float32"),
+     (np.float64, np.float16, "casting='same_kind'")],
 )
-def test_out_wrong_dtype(func, x_dtype, out_dtype, expected):
+def test_out_unsafe_dtype_refused(func, x_dtype, out_dtype, expected):
+    """out= of a narrower float (it would round the result) or a non-float dtype: TypeError, nothing written."""
     x = np.ones((2, 5), x_dtype)
     out = sentinel((2, 5), out_dtype)
-    with pytest.raises(TypeError, match=expected):
+    with pytest.raises(TypeError, match=re.escape(expected)):
         func(x, out=out)
     assert np.all(out == out_dtype(SENTINEL))
+
+
+@pytest.mark.parametrize("x_dtype, out_dtype", [(np.float16, np.float32), (np.float16, np.float64),
+                                                (np.float32, np.float64)])
+def test_out_wider_dtype_computes_in_it(func, x_dtype, out_dtype):
+    """A wider out= (NumPy's safe casting) is computed in out's dtype, from x's exact values."""
+    x = sample((3, 40), seed=4).astype(x_dtype)
+    out = sentinel((3, 40), out_dtype)
+    assert func(x, out=out) is out
+    assert np.array_equal(out, func(x.astype(out_dtype)))
+
+
+@pytest.mark.parametrize("casting", ["same_kind", "unsafe"])
+def test_out_narrower_dtype_when_asked(func, casting):
+    """casting='same_kind' (or 'unsafe'): the result in x's dtype, rounded into out's."""
+    x = sample((3, 40), seed=5)
+    out = sentinel((3, 40), np.float32)
+    assert func(x, out=out, casting=casting) is out
+    assert np.array_equal(out, func(x).astype(np.float32))
+    half = sentinel((3, 40), np.float16)
+    func(x.astype(np.float32), out=half, casting=casting)
+    assert np.array_equal(half, func(x.astype(np.float32)).astype(np.float16))
+
+
+@pytest.mark.parametrize("casting", ["no", "equiv"])
+def test_out_casting_no_allows_only_the_same_dtype(func, casting):
+    x = sample((2, 8)).astype(np.float16)
+    out = sentinel((2, 8), np.float32)
+    with pytest.raises(TypeError, match=f"casting='{casting}'"):
+        func(x, out=out, casting=casting)
+    assert np.all(out == SENTINEL)
+    same = sentinel((2, 8), np.float16)
+    assert func(x, out=same, casting=casting) is same
+
+
+@pytest.mark.parametrize("casting", ["", "SAFE", "kind", None, 1])
+def test_bad_casting(func, casting):
+    out = sentinel(5)
+    with pytest.raises(ValueError, match="casting must be one of"):
+        func(sample(5), out=out, casting=casting)
+    assert np.all(out == SENTINEL)
+
+
+@pytest.mark.parametrize("dtype, name", [(np.float64, "float64"), ("float16", "float16"), (np.dtype(np.float32), "float32"),
+                                         ("double", "float64"), ("half", "float16")])
+def test_dtype_computes_in_and_returns_it(func, dtype, name):
+    """dtype= (PyTorch's convention): x is converted to it first, the result has it."""
+    x = sample((4, 33), seed=6)
+    y = func(x, dtype=dtype)
+    assert y.dtype == np.dtype(name)
+    assert np.array_equal(y, func(x.astype(name)))
+    out = sentinel((4, 33), np.float64)
+    assert func(x.astype(np.float16), dtype=dtype, out=out) is out  # every float casts safely to float64
+    assert np.array_equal(out, func(x.astype(np.float16).astype(name)).astype(np.float64))
+
+
+def test_dtype_bfloat16():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    x = sample((3, 20), seed=7)
+    y = fastsoftmax.softmax(x, dtype=ml_dtypes.bfloat16)
+    assert y.dtype == ml_dtypes.bfloat16
+    assert np.array_equal(y.view(np.uint16), fastsoftmax.softmax(x.astype(np.float32).astype(ml_dtypes.bfloat16)).view(np.uint16))
+    wide = fastsoftmax.softmax(y, dtype="float32")  # bfloat16 values widen exactly
+    assert np.array_equal(wide, fastsoftmax.softmax(y.astype(np.float32)))
+
+
+@pytest.mark.parametrize("dtype", ["int32", np.int64, "complex64", "float128", "bogus", 3])
+def test_bad_dtype(func, dtype):
+    with pytest.raises(TypeError, match="dtype must be"):
+        func(sample(5), dtype=dtype)
 
 
 def test_out_read_only(func):
@@ -443,10 +515,13 @@ def test_unknown_isa(func, name):
 
 @pytest.mark.parametrize("name", fastsoftmax.ISAS[1:])
 def test_unavailable_isa(func, name):
-    """An ISA this CPU or build lacks raises ValueError (skipped for the available ones)."""
+    """An ISA this CPU or build lacks raises ValueError saying which: not compiled into this build
+    (whatever the CPU has), or compiled but not supported by this CPU (skipped for the available
+    ones; CI's lowest-NumPy job builds without AVX-512 on a CPU that has it)."""
     if name in fastsoftmax.available_isas():
         pytest.skip(f"{name} is available here")
-    with pytest.raises(ValueError, match="not available"):
+    reason = "not supported by this CPU" if name in fastsoftmax.compiled_isas() else "not compiled into this build"
+    with pytest.raises(ValueError, match=f"isa '{name}' is not available here: {reason}"):
         func([1.0, 2.0], isa=name)
 
 

@@ -557,19 +557,26 @@ def test_out_and_in_place(half, algorithm, isa, func_name):
     assert_same(columns, expected_columns, "in place, axis 0")
 
 
-def test_out_of_another_dtype_raises(half):
-    """out= must have the result dtype: float32, float64 or the other 16-bit type raise
-    TypeError before anything is written."""
+def test_out_of_another_dtype(half):
+    """out= of a wider float (float32, float64) is computed in that dtype from x's exact values;
+    the other 16-bit type is not a safe cast: TypeError before anything is written, unless
+    casting='same_kind' asks for the rounding."""
     x = sample(np.random.default_rng([SEED, 9]), (3, 20), half)
-    others = [np.float32, np.float64]
-    if ml_dtypes is not None:
-        others.append(np.float16 if half.name == "bfloat16" else ml_dtypes.bfloat16)
     for func in FUNCS.values():
-        for dt in others:
-            out = np.full(x.shape, 3, dt)
-            with pytest.raises(TypeError):
-                func(x, out=out)
-            assert (out.astype(np.float64) == 3).all(), f"out of {np.dtype(dt)} was written"
+        for wide in (np.float32, np.float64):
+            out = np.full(x.shape, 3, wide)
+            assert func(x, out=out) is out
+            assert np.array_equal(out, func(x.astype(wide)))
+        if ml_dtypes is None:
+            continue
+        other = np.float16 if half.name == "bfloat16" else ml_dtypes.bfloat16
+        out = np.full(x.shape, 3, other)
+        with pytest.raises(TypeError, match="casting='safe' does not allow"):
+            func(x, out=out)
+        assert (out.astype(np.float64) == 3).all(), f"out of {np.dtype(other)} was written"
+        func(x, out=out, casting="same_kind")
+        expected = func(x).astype(np.float32).astype(other)
+        assert np.array_equal(out.view(np.uint16), expected.view(np.uint16))
 
 
 def unaligned(x: np.ndarray) -> np.ndarray:

@@ -192,10 +192,12 @@ def softmax(
     *,
     algorithm: str = "auto",
     isa: str = "auto",
-    out: np.ndarray | None = None,
+    out: Any = None,
     num_threads: int | None = None,
     temperature: float = 1.0,
-) -> np.ndarray:
+    dtype: Any = None,
+    casting: str = "safe",
+) -> Any:
     """Softmax along ``axis``: ``exp(x) / sum(exp(x), axis)``, computed without overflow.
 
     Parameters
@@ -209,8 +211,9 @@ def softmax(
         bool inputs become float64.
 
         Arrays of other frameworks are taken without a copy and the result is of the caller's
-        type: CPU arrays that export DLPack (PyTorch, JAX; float32, float64, float16) through
-        NumPy views; CUDA device arrays (PyTorch, CuPy, anything with ``__dlpack__`` or
+        type: CPU arrays that export DLPack (PyTorch, JAX, NumPy; float32, float64, float16 and
+        bfloat16, e.g. ``torch.bfloat16``), read by the library's own DLPack consumer and
+        returned through the framework's ``from_dlpack``; CUDA device arrays (PyTorch, CuPy, anything with ``__dlpack__`` or
         ``__cuda_array_interface__``) on the CUDA backend, on the producer's current stream,
         the result allocated by the caller's framework (or ``out=``, an array of the same
         framework). On the device: float32, float16 and bfloat16 (bfloat16 only through
@@ -231,10 +234,13 @@ def softmax(
         instruction: the same bits). An ISA not in ``available_isas()`` raises ValueError saying
         why (not compiled into this build, or not supported by this CPU). ``explain`` says which
         implementation and kernel a call runs, and why.
-    out : numpy.ndarray, optional
-        Where to write the result: same shape as ``x`` and the result dtype, writable, else
-        ValueError/TypeError (raised before anything is written). May be ``x`` itself (in place).
-        The computation itself cannot fail part-way, so ``out`` is never left half-written.
+    out : array, optional
+        Where to write the result: a NumPy array or another framework's CPU array (DLPack), of
+        ``x``'s shape, writable, of a float dtype that ``casting`` allows from the result's, else
+        ValueError/TypeError (raised before anything is written). A wider ``out`` (a float16 ``x``
+        into float32) is computed in ``out``'s dtype, from ``x``'s exact values. May be ``x``
+        itself (in place). The computation cannot fail part-way, so ``out`` is never left
+        half-written.
     num_threads : int, optional
         Threads for this call: None uses ``get_num_threads()`` (all CPUs the process may use by
         default), 1 the calling thread only. Capped at the CPUs available; small work (under
@@ -249,11 +255,21 @@ def softmax(
         no temporary, and ``x / temperature`` is never rounded, so results keep the accuracy of
         temperature 1 (within 2 ULP). float32 temperatures outside [2**-20, 2**20] run the
         scalar kernels.
+    dtype : dtype, optional
+        PyTorch's ``dtype=``: ``x`` is converted to it before the computation and the result has
+        it. float32, float64, float16 or bfloat16, as a NumPy dtype, a name, ``ml_dtypes.bfloat16``
+        or a framework's dtype (``torch.bfloat16``); else TypeError. None: ``x``'s own (integers
+        and bools: float64).
+    casting : str
+        How ``out``'s dtype may differ from the result's, by NumPy's names: "safe" (default:
+        only to a wider float, e.g. float16 into float32), "same_kind" or "unsafe" (any float:
+        float64 into float32 rounds the float64 result), "no" or "equiv" (the same dtype).
 
     Returns
     -------
-    numpy.ndarray
-        ``out`` if given, else a new C-contiguous array. A 0-d input gives 1.0 (an empty array an
+    array
+        ``out`` if given, else a new C-contiguous array of ``x``'s type (a NumPy array, or the
+        caller's framework's). A 0-d input gives 1.0 (an empty array an
         empty result). Special values follow the rules in the module docstring: NaN rows are NaN,
         +inf entries share the mass, all -inf rows are NaN, -inf entries give 0.
 
@@ -265,13 +281,10 @@ def softmax(
     >>> fastsoftmax.softmax(np.float32([1, np.inf, np.inf]))
     array([0. , 0.5, 0.5], dtype=float32)
     """
-    if type(x) is np.ndarray:  # the common case first, without the other frameworks' checks
-        return _core.softmax(x, axis, algorithm, isa, out, num_threads, temperature)
-    if _device.is_device_array(x):
-        return _device.rowwise("softmax", x, axis, algorithm, isa, out, num_threads, temperature)
-    if _device.is_foreign_host_array(x):
-        return _foreign_rowwise(_core.softmax, x, axis, algorithm, isa, out, num_threads, temperature)
-    return _core.softmax(x, axis, algorithm, isa, out, num_threads, temperature)
+    if type(x) is np.ndarray and (out is None or type(out) is np.ndarray):  # the common case, checked in C++
+        name = None if dtype is None else _dtype_name(dtype)
+        return _core.softmax(x, axis, algorithm, isa, out, num_threads, temperature, name, casting)
+    return _rowwise("softmax", x, axis, algorithm, isa, out, num_threads, temperature, dtype, casting)
 
 
 def log_softmax(
@@ -280,14 +293,16 @@ def log_softmax(
     *,
     algorithm: str = "auto",
     isa: str = "auto",
-    out: np.ndarray | None = None,
+    out: Any = None,
     num_threads: int | None = None,
     temperature: float = 1.0,
-) -> np.ndarray:
+    dtype: Any = None,
+    casting: str = "safe",
+) -> Any:
     """Log-softmax along ``axis``: ``x - log(sum(exp(x), axis))``, computed without overflow.
 
-    Parameters and dtype, ``out``, ``temperature`` (``log_softmax(x / temperature)``) and error
-    rules are those of :func:`softmax`. A 0-d input gives 0.0. Special values: NaN rows are NaN;
+    Parameters and dtype, ``out``, ``temperature`` (``log_softmax(x / temperature)``), ``dtype``,
+    ``casting`` and error rules are those of :func:`softmax`. A 0-d input gives 0.0. Special values: NaN rows are NaN;
     in a row with k entries equal to +inf those get -log(k) and the others -inf; all -inf rows
     are NaN; -inf entries give -inf.
 
@@ -296,13 +311,10 @@ def log_softmax(
     >>> fastsoftmax.log_softmax([0.0, 0.0, 0.0, 0.0])
     array([-1.38629436, -1.38629436, -1.38629436, -1.38629436])
     """
-    if type(x) is np.ndarray:  # the common case first, without the other frameworks' checks
-        return _core.log_softmax(x, axis, algorithm, isa, out, num_threads, temperature)
-    if _device.is_device_array(x):
-        return _device.rowwise("log_softmax", x, axis, algorithm, isa, out, num_threads, temperature)
-    if _device.is_foreign_host_array(x):
-        return _foreign_rowwise(_core.log_softmax, x, axis, algorithm, isa, out, num_threads, temperature)
-    return _core.log_softmax(x, axis, algorithm, isa, out, num_threads, temperature)
+    if type(x) is np.ndarray and (out is None or type(out) is np.ndarray):  # the common case, checked in C++
+        name = None if dtype is None else _dtype_name(dtype)
+        return _core.log_softmax(x, axis, algorithm, isa, out, num_threads, temperature, name, casting)
+    return _rowwise("log_softmax", x, axis, algorithm, isa, out, num_threads, temperature, dtype, casting)
 
 
 def softmax_topk(
@@ -368,7 +380,7 @@ def softmax_topk(
     if _device.is_device_array(x):
         return _device.topk(x, k, axis, temperature, sorted, isa, num_threads)
     if _device.is_foreign_host_array(x):
-        values, indices = _core.softmax_topk(_device.host_view(x, "x"), k, axis, temperature, sorted, isa, num_threads)
+        values, indices = _core.softmax_topk(_device.export_host(x), k, axis, temperature, sorted, isa, num_threads)
         return _device.like(x, values), _device.like(x, indices)
     return _core.softmax_topk(x, k, axis, temperature, sorted, isa, num_threads)
 
@@ -416,13 +428,46 @@ def explain(
     if _device.is_device_array(x):
         return _device.explain(function, x, axis, k, algorithm, temperature)
     if _device.is_foreign_host_array(x):
-        x = _device.host_view(x, "x")
+        x = _device.export_host(x)
     return _core.explain(x, axis, function, k, algorithm, isa, num_threads, temperature)
 
 
-def _foreign_rowwise(function: Any, x: Any, axis: Any, algorithm: Any, isa: Any, out: Any, num_threads: Any,
-                     temperature: Any) -> Any:
-    """softmax or log_softmax of another framework's CPU array, through NumPy views of its memory."""
-    host_out = None if out is None else _device.host_view(out, "out")
-    result = function(_device.host_view(x, "x"), axis, algorithm, isa, host_out, num_threads, temperature)
-    return out if out is not None else _device.like(x, result)
+# The names dtype= takes, and what other spellings of them mean.
+_DTYPE_NAMES = ("float32", "float64", "float16", "bfloat16")
+_DTYPE_ALIASES = {"float": "float32", "double": "float64", "half": "float16"}
+
+
+def _dtype_name(dtype: Any) -> str:
+    """dtype= as a name the core takes: NumPy dtypes and their names, ``ml_dtypes.bfloat16``
+    (JAX's ``jnp.bfloat16``), and the framework dtypes whose name ends in one (``torch.bfloat16``)."""
+    if isinstance(dtype, str):
+        name = dtype
+    else:
+        try:
+            name = np.dtype(dtype).name
+        except TypeError:
+            name = str(dtype).rsplit(".", 1)[-1]
+    name = _DTYPE_ALIASES.get(name, name)
+    if name not in _DTYPE_NAMES:
+        raise TypeError(f"dtype must be None or one of {', '.join(_DTYPE_NAMES)} (or their dtype objects), got {dtype!r}")
+    return name
+
+
+def _rowwise(operation: str, x: Any, axis: Any, algorithm: Any, isa: Any, out: Any, num_threads: Any,
+             temperature: Any, dtype: Any, casting: Any) -> Any:
+    """softmax or log_softmax of anything but a NumPy array with a NumPy (or no) out=: device arrays
+    go to the CUDA backend; other frameworks' CPU arrays (x or out) are read and written through
+    DLPack, without a copy, and the result is of x's type."""
+    if _device.is_device_array(x) or _device.is_device_array(out):
+        if dtype is not None:
+            raise ValueError("dtype= is not supported for CUDA device arrays: convert the array first")
+        return _device.rowwise(operation, x, axis, algorithm, isa, out, num_threads, temperature)
+    foreign_x = _device.is_foreign_host_array(x)
+    host_x = _device.export_host(x) if foreign_x else x
+    host_out = _device.export_host(out) if _device.is_foreign_host_array(out) else out
+    name = None if dtype is None else _dtype_name(dtype)
+    function = _core.softmax if operation == "softmax" else _core.log_softmax
+    result = function(host_x, axis, algorithm, isa, host_out, num_threads, temperature, name, casting)
+    if out is not None:
+        return out
+    return _device.like(x, result) if foreign_x else result

@@ -26,10 +26,12 @@ class Explanation:
     def reasons(self) -> dict[str, str]: ...
 
 def softmax(
-    x: Any, axis: Any, algorithm: Any, isa: Any, out: Any, num_threads: Any, temperature: Any
+    x: Any, axis: Any, algorithm: Any, isa: Any, out: Any, num_threads: Any, temperature: Any, dtype: str | None,
+    casting: Any
 ) -> np.ndarray: ...
 def log_softmax(
-    x: Any, axis: Any, algorithm: Any, isa: Any, out: Any, num_threads: Any, temperature: Any
+    x: Any, axis: Any, algorithm: Any, isa: Any, out: Any, num_threads: Any, temperature: Any, dtype: str | None,
+    casting: Any
 ) -> np.ndarray: ...
 def softmax_topk(
     x: Any, k: Any, axis: Any, temperature: Any, sorted: Any, isa: Any, num_threads: Any

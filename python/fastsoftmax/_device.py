@@ -165,21 +165,39 @@ def explain(function: str, x: Any, axis: Any, k: Any, algorithm: Any, temperatur
 # ---- CPU arrays of other frameworks ----------------------------------------------------------------
 
 
-def host_view(x: Any, name: str) -> np.ndarray:
-    """A NumPy view (no copy) of a CPU array that exports DLPack (read-only where the producer
-    says so, or exports only the unversioned protocol to an older NumPy)."""
+def export_host(x: Any) -> Any:
+    """A DLPack capsule of another framework's CPU array (versioned where the producer can), for
+    the core to read or write in place."""
     try:
-        return np.from_dlpack(x)
-    except (BufferError, TypeError, RuntimeError) as error:
-        raise TypeError(
-            f"{name}: a {type(x).__module__}.{type(x).__name__} on the CPU could not be read through DLPack "
-            f"({error})"
-        ) from error
+        return x.__dlpack__(max_version=(1, 0))
+    except TypeError:  # producers of the unversioned protocol only
+        return x.__dlpack__()
 
 
 def like(x: Any, result: np.ndarray) -> Any:
-    """``result`` as the caller's type (its framework's ``from_dlpack``, zero-copy where it can)."""
+    """``result`` (made by the core for x) as x's type, through its framework's ``from_dlpack``
+    without a copy. bfloat16 results come as their uint16 bits (NumPy has no bfloat16) and are
+    reinterpreted by the framework (PyTorch's ``view``, JAX through ml_dtypes)."""
     framework = _framework(x)
-    module = importlib.import_module("jax.numpy" if framework in ("jax", "jaxlib") else framework)
+    bfloat16 = result.dtype == np.uint16
+    if framework == "torch":
+        import torch
+
+        tensor = torch.from_dlpack(result)
+        return tensor.view(torch.bfloat16) if bfloat16 else tensor
+    if framework in ("jax", "jaxlib"):
+        import jax.numpy as jnp
+
+        if bfloat16:
+            import ml_dtypes  # a dependency of JAX
+
+            return jnp.asarray(result.view(ml_dtypes.bfloat16))
+        return jnp.from_dlpack(result)
+    module = importlib.import_module(framework)
     from_dlpack = getattr(module, "from_dlpack", None)
-    return result if from_dlpack is None else from_dlpack(result)
+    if from_dlpack is None or bfloat16:
+        raise TypeError(
+            f"fastsoftmax cannot return a {'bfloat16 ' if bfloat16 else ''}result as a {type(x).__module__}."
+            f"{type(x).__name__}: pass out= (an array of that type)"
+        )
+    return from_dlpack(result)

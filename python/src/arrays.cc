@@ -4,9 +4,12 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <cstring>
+#include <memory>
 #include <string>
 
 #include "arguments.h"
+#include "dlpack.h"
 
 namespace fastsoftmax::python {
 namespace {
@@ -40,6 +43,119 @@ bool native_element(const py::dtype& dtype, DataType* element) {
 }
 
 bool aligned(const py::array& a) { return (a.flags() & kAlignedFlag) != 0; }
+
+// ---- dtypes, and conversions between them ------------------------------------------------------
+
+// How the values of an element type are held: bfloat16 as ml_dtypes.bfloat16, or as uint16 bits
+// (`as_bits`: for other frameworks' arrays, and where ml_dtypes is not installed for them).
+py::dtype storage_dtype(DataType dtype, bool as_bits) {
+  switch (dtype) {
+    case DataType::kFloat32: return py::dtype::of<float>();
+    case DataType::kFloat64: return py::dtype::of<double>();
+    case DataType::kFloat16: return py::dtype("float16");
+    case DataType::kBFloat16: break;
+  }
+  if (as_bits) return py::dtype::of<std::uint16_t>();
+  try {
+    return py::dtype::from_args(py::module_::import("ml_dtypes").attr("bfloat16"));
+  } catch (py::error_already_set&) {
+    throw py::type_error("a bfloat16 NumPy array needs the ml_dtypes package (pip install ml_dtypes)");
+  }
+}
+
+// Widening (safe) casts: float16 and bfloat16 below float32 below float64.
+int float_rank(DataType dtype) {
+  switch (dtype) {
+    case DataType::kFloat64: return 2;
+    case DataType::kFloat32: return 1;
+    default: return 0;
+  }
+}
+bool can_cast(DataType from, DataType to, Casting casting) {
+  if (from == to) return true;
+  switch (casting) {
+    case Casting::kNo:
+    case Casting::kEquiv: return false;
+    case Casting::kSafe: return float_rank(from) < float_rank(to);
+    default: return true;
+  }
+}
+
+// One element's value, and a value stored as an element (rounded to nearest even).
+double value_at(const char* p, DataType dtype) {
+  std::uint16_t bits;
+  switch (dtype) {
+    case DataType::kFloat32: { float v; std::memcpy(&v, p, sizeof v); return v; }
+    case DataType::kFloat64: { double v; std::memcpy(&v, p, sizeof v); return v; }
+    case DataType::kFloat16: std::memcpy(&bits, p, sizeof bits); return to_float(Float16{bits});
+    case DataType::kBFloat16: std::memcpy(&bits, p, sizeof bits); return to_float(BFloat16{bits});
+  }
+  return 0;
+}
+void store(char* p, DataType dtype, double value) {
+  switch (dtype) {
+    case DataType::kFloat32: { const float v = static_cast<float>(value); std::memcpy(p, &v, sizeof v); return; }
+    case DataType::kFloat64: std::memcpy(p, &value, sizeof value); return;
+    case DataType::kFloat16: { const Float16 v = to_float16(static_cast<float>(value)); std::memcpy(p, &v, 2); return; }
+    case DataType::kBFloat16: { const BFloat16 v = to_bfloat16(static_cast<float>(value)); std::memcpy(p, &v, 2); return; }
+  }
+}
+
+// `a`'s values as a new C-contiguous array of element type `to` (NumPy's astype where NumPy knows
+// both types, else element by element with the library's conversions).
+Input converted(const Input& a, DataType to, bool as_bits) {
+  const py::array source = py::module_::import("numpy").attr("ascontiguousarray")(a.array);
+  const py::dtype storage = storage_dtype(to, as_bits);
+  if (a.dtype != DataType::kBFloat16 && to != DataType::kBFloat16) {
+    return {source.attr("astype")(storage), to, as_bits};
+  }
+  py::array result(storage, std::vector<py::ssize_t>(source.shape(), source.shape() + source.ndim()));
+  const char* from = static_cast<const char*>(source.data());
+  char* into = static_cast<char*>(result.mutable_data());
+  for (py::ssize_t i = 0; i < source.size(); ++i) {
+    store(into + i * result.itemsize(), to, value_at(from + i * source.itemsize(), a.dtype));
+  }
+  return {result, to, as_bits};
+}
+
+// bfloat16 arrays as their bits (uint16), so that NumPy copies them whatever holds them.
+py::array bits_of(const Input& a) {
+  return a.dtype == DataType::kBFloat16 ? py::array(a.array.attr("view")(py::dtype::of<std::uint16_t>())) : a.array;
+}
+
+// A CPU array of another framework, from its DLPack capsule (consumed), as a NumPy array over
+// its memory that keeps the capsule's tensor alive; read-only where the producer says so.
+// `element` is its library type; false for integer and bool arrays (their values still read).
+Input dlpack_array(py::handle capsule, const char* name, bool* is_float) {
+  auto view = std::make_unique<ArrayView>(ArrayView::from_capsule(py::reinterpret_borrow<py::capsule>(capsule), name));
+  if (view->device_type != dlpack::kDLCPU && view->device_type != dlpack::kDLCUDAHost) {
+    throw py::value_error(std::string(name) + " is not in CPU memory (DLPack device type " +
+                          std::to_string(view->device_type) + ")");
+  }
+  Input input;
+  input.from_dlpack = true;
+  *is_float = true;
+  py::dtype storage;
+  if (view->dtype == "float32" || view->dtype == "float64" || view->dtype == "float16" || view->dtype == "bfloat16") {
+    input.dtype = library_dtype(*view, name);
+    storage = storage_dtype(input.dtype, /*as_bits=*/true);
+  } else if (view->dtype.rfind("int", 0) == 0 || view->dtype.rfind("uint", 0) == 0 || view->dtype == "bool") {
+    *is_float = false;
+    storage = py::dtype(view->dtype);
+  } else {
+    throw py::type_error(std::string(name) + " has " + view->dtype +
+                         "; expected float32, float64, float16, bfloat16, an integer or bool dtype");
+  }
+  std::vector<py::ssize_t> shape(view->shape.begin(), view->shape.end()), strides;
+  for (std::int64_t s : view->strides) strides.push_back(static_cast<py::ssize_t>(s) * storage.itemsize());
+  void* data = view->data;
+  const bool read_only = view->read_only;
+  const py::capsule owner(view.release(), [](void* p) { delete static_cast<ArrayView*>(p); });
+  input.array = py::array(storage, shape, strides, data, owner);
+  constexpr int kWriteableFlag = 0x0400;  // NPY_ARRAY_WRITEABLE
+  if (read_only) py::detail::array_proxy(input.array.ptr())->flags &= ~kWriteableFlag;
+  return input;
+}
 
 // The addresses an array's elements span, [first, last) in bytes.
 struct Extent {
@@ -93,22 +209,30 @@ py::array axis_last_array(const py::dtype& dtype, const std::vector<py::ssize_t>
   return py::array(dtype, shape, strides);
 }
 
-// out= as the result: an ndarray of x's shape and the result dtype, writable.
-py::array out_array(py::handle out, const std::vector<py::ssize_t>& shape, const py::dtype& dtype) {
-  if (!py::isinstance<py::array>(out)) {
-    throw py::type_error("out must be a numpy.ndarray, got " + std::string(py::str(py::type::handle_of(out).attr("__name__"))));
+// out= as the result: an ndarray, or a DLPack capsule of another framework's CPU array, of x's
+// shape and a float dtype, writable.
+Input out_array(py::handle out, const std::vector<py::ssize_t>& shape) {
+  Input o;
+  bool is_float = false;
+  if (PyCapsule_CheckExact(out.ptr())) {
+    o = dlpack_array(out, "out", &is_float);
+  } else if (py::isinstance<py::array>(out)) {
+    o.array = py::reinterpret_borrow<py::array>(out);
+    is_float = native_element(o.array.dtype(), &o.dtype);
+  } else {
+    throw py::type_error("out must be an array (numpy.ndarray, or a CPU array of another framework that exports "
+                         "DLPack), got " + std::string(py::str(py::type::handle_of(out).attr("__name__"))));
   }
-  py::array array = py::reinterpret_borrow<py::array>(out);
-  if (shape_of(array) != shape) {
-    throw py::value_error("out has shape " + shape_text(shape_of(array)) + "; expected " + shape_text(shape) +
+  if (!is_float) {
+    throw py::type_error("out has dtype " + std::string(py::str(o.array.dtype())) +
+                         "; expected float32, float64, float16 or bfloat16");
+  }
+  if (shape_of(o.array) != shape) {
+    throw py::value_error("out has shape " + shape_text(shape_of(o.array)) + "; expected " + shape_text(shape) +
                           ", the shape of x");
   }
-  if (!same_dtype(array.dtype(), dtype)) {
-    throw py::type_error("out has dtype " + std::string(py::str(array.dtype())) + "; expected " +
-                         std::string(py::str(dtype)) + ", the result dtype for this input");
-  }
-  if (!array.writeable()) throw py::value_error("out is read-only; expected a writable array");
-  return array;
+  if (!o.array.writeable()) throw py::value_error("out is read-only; expected a writable array");
+  return o;
 }
 
 // Strides of `a` in elements; ValueError if some stride is not a whole number of elements.
@@ -211,40 +335,109 @@ Prepared prepared_call(Operation operation, const Input& x, const Options& optio
 }  // namespace
 
 Input input_array(py::handle x, const char* function) {
-  py::array array = py::isinstance<py::array>(x) ? py::reinterpret_borrow<py::array>(x)
-                                                 : py::module_::import("numpy").attr("asarray")(x).cast<py::array>();
+  py::array array;
+  bool from_dlpack = false;
+  if (PyCapsule_CheckExact(x.ptr())) {
+    bool is_float = false;
+    Input input = dlpack_array(x, "x", &is_float);
+    if (is_float) {
+      if (!aligned(input.array)) input = converted(input, input.dtype, /*as_bits=*/true);
+      return input;
+    }
+    array = input.array;  // integers and bools: converted below, as NumPy's are
+    from_dlpack = true;
+  } else {
+    array = py::isinstance<py::array>(x) ? py::reinterpret_borrow<py::array>(x)
+                                         : py::module_::import("numpy").attr("asarray")(x).cast<py::array>();
+  }
   DataType element;
   if (native_element(array.dtype(), &element)) {
     if (!aligned(array)) array = array.attr("astype")(array.dtype(), py::arg("order") = "K");
     return {array, element};
   }
   const py::dtype dtype = array.dtype();
-  py::dtype converted;
+  py::dtype computable;
   if (dtype.kind() == 'f' && (dtype.itemsize() == 2 || dtype.itemsize() == 4 || dtype.itemsize() == 8)) {
-    converted = dtype.attr("newbyteorder")("=");  // a float in the other byte order
+    computable = dtype.attr("newbyteorder")("=");  // a float in the other byte order
   } else if (dtype.kind() == 'b' || dtype.kind() == 'i' || dtype.kind() == 'u') {
-    converted = py::dtype::of<double>();
+    computable = py::dtype::of<double>();
   } else {
     throw py::type_error(std::string(function) + " does not support dtype " + std::string(py::str(dtype)) +
                          "; use float16, bfloat16 (ml_dtypes), float32, float64, integer or bool");
   }
-  array = array.attr("astype")(converted, py::arg("order") = "K");
+  array = array.attr("astype")(computable, py::arg("order") = "K");
   native_element(array.dtype(), &element);
-  return {array, element};
+  return {array, element, from_dlpack};
 }
 
-RowwiseResult prepare_rowwise(Operation operation, const Input& x, py::handle axis, py::handle out,
-                              const Options& options) {
+Casting casting_argument(py::handle casting) {
+  static const char* const kNames[] = {"no", "equiv", "safe", "same_kind", "unsafe"};
+  if (py::isinstance<py::str>(casting)) {
+    const std::string name = casting.cast<std::string>();
+    for (int i = 0; i < 5; ++i) {
+      if (name == kNames[i]) return static_cast<Casting>(i);
+    }
+  }
+  throw py::value_error("casting must be one of 'no', 'equiv', 'safe', 'same_kind', 'unsafe', got " +
+                        std::string(py::repr(casting)));
+}
+
+bool dtype_argument(py::handle dtype, DataType* element) {
+  if (dtype.is_none()) return false;
+  const std::string name = py::isinstance<py::str>(dtype) ? dtype.cast<std::string>() : "";
+  for (DataType candidate : {DataType::kFloat32, DataType::kFloat64, DataType::kFloat16, DataType::kBFloat16}) {
+    if (name == dtype_name(candidate)) {
+      *element = candidate;
+      return true;
+    }
+  }
+  throw py::type_error("dtype must be None, float32, float64, float16 or bfloat16, got " +
+                       std::string(py::repr(dtype)));
+}
+
+RowwiseResult prepare_rowwise(Operation operation, Input x, py::handle axis, py::handle out, const Options& options,
+                              bool has_dtype, DataType dtype, Casting casting) {
   const int ndim = static_cast<int>(x.array.ndim());
-  Prepared p = prepared_call(operation, x, options, axis_argument(axis, std::max(ndim, 1)));
+  const int along = axis_argument(axis, std::max(ndim, 1));
   const std::vector<py::ssize_t> shape = shape_of(x.array);
-  py::array result = out.is_none() ? py::array(x.array.dtype(), shape) : out_array(out, shape, x.array.dtype());
-  const py::array y = ndim == 0 ? result.reshape(std::vector<py::ssize_t>{1}) : result;
-  // The kernels write y directly when it is x itself or apart from x, and aligned; otherwise a
-  // temporary, copied over afterwards.
-  const bool direct = aligned(y) && (!may_share_memory(p.x, y) || same_view(p.x, y));
-  p.outputs = {direct ? y : axis_last_array(y.dtype(), shape_of(p.x), p.axis)};
-  return {result, p, !direct};
+  // The element type the kernels compute in: dtype=, else x's, else a wider out='s (a float16 x
+  // into a float32 out is computed in float32).
+  Input result;
+  const bool has_out = !out.is_none();
+  if (has_out) result = out_array(out, shape);
+  DataType compute = x.dtype;
+  if (has_dtype) {
+    compute = dtype;
+  } else if (has_out && float_rank(x.dtype) < float_rank(result.dtype) && can_cast(x.dtype, result.dtype, casting)) {
+    compute = result.dtype;
+  }
+  if (has_out && !can_cast(compute, result.dtype, casting)) {
+    static const char* const kNames[] = {"no", "equiv", "safe", "same_kind", "unsafe"};
+    throw py::type_error(std::string("out has dtype ") + dtype_name(result.dtype) + " but the result is " +
+                         dtype_name(compute) + ", which casting='" + kNames[static_cast<int>(casting)] +
+                         "' does not allow" +
+                         (float_rank(compute) > float_rank(result.dtype) ? " (it would round the result); pass "
+                                                                          "casting='same_kind' to allow it" : ""));
+  }
+  if (compute != x.dtype) x = converted(x, compute, x.from_dlpack || compute != DataType::kBFloat16);
+  if (!has_out) {
+    result = {py::array(storage_dtype(compute, x.from_dlpack), shape), compute, x.from_dlpack};
+  }
+  Prepared p = prepared_call(operation, x, options, along);
+  const py::array y = ndim == 0 ? result.array.reshape(std::vector<py::ssize_t>{1}) : result.array;
+  // The kernels write y directly when it is x itself or apart from x, aligned and of the computed
+  // dtype; otherwise a temporary, copied (and converted) over afterwards.
+  const bool direct = result.dtype == compute && aligned(y) && (!may_share_memory(p.x, y) || same_view(p.x, y));
+  p.outputs = {direct ? y : axis_last_array(x.array.dtype(), shape_of(p.x), p.axis)};
+  return {result.array, result.dtype, p, !direct};
+}
+
+void finish_rowwise(const RowwiseResult& call) {
+  if (!call.through_temporary) return;
+  Input temporary{call.prepared.outputs[0], call.prepared.call.dtype};
+  if (temporary.dtype != call.result_dtype) temporary = converted(temporary, call.result_dtype, /*as_bits=*/true);
+  if (call.result.ndim() == 0) temporary.array = temporary.array.reshape(std::vector<py::ssize_t>{});
+  bits_of({call.result, call.result_dtype}).attr("__setitem__")(py::ellipsis(), bits_of(temporary));
 }
 
 TopkResult prepare_topk(const Input& x, std::int64_t k, py::handle axis, bool sorted, const Options& options) {

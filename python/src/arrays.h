@@ -15,14 +15,28 @@ namespace fastsoftmax::python {
 
 namespace py = pybind11;
 
-// An input the kernels can read: x itself where it is an aligned array of float32, float64,
-// float16 or bfloat16 (ml_dtypes) in native byte order, else a converted copy (anything
-// numpy.asarray takes; integers and bools become float64). TypeError for other dtypes.
+// An array with the library's element type of its values. bfloat16 is held as ml_dtypes.bfloat16
+// (NumPy callers' arrays) or as uint16 bits (arrays of other frameworks, read through DLPack,
+// and results made for them: the caller never sees these).
 struct Input {
   py::array array;
   DataType dtype;
+  bool from_dlpack = false;  // the memory of another framework's array
 };
+// An input the kernels can read: x itself where it is an aligned array of float32, float64,
+// float16 or bfloat16 (ml_dtypes) in native byte order, or a DLPack capsule of a CPU array
+// (another framework's, consumed without a copy); else a converted copy (anything numpy.asarray
+// takes; integers and bools become float64). TypeError for other dtypes.
 Input input_array(py::handle x, const char* function);
+
+// How out= may differ from the result's dtype, by NumPy's names: "no" and "equiv" (the same
+// dtype), "safe" (to a wider float: float16 or bfloat16 to float32 or float64, float32 to
+// float64), "same_kind" and "unsafe" (any float dtype, rounding the result).
+enum class Casting { kNo, kEquiv, kSafe, kSameKind, kUnsafe };
+Casting casting_argument(py::handle casting);
+// dtype= as the library's element type: None (the input's own), or one of the names "float16",
+// "bfloat16", "float32", "float64" (the package turns dtype objects into these).
+bool dtype_argument(py::handle dtype, DataType* element);
 
 // An N-d operation along one axis, ready to run: the library call's fixed part (operation, dtype,
 // options, k, sorted) and the arrays it reads and writes.
@@ -38,11 +52,17 @@ struct Prepared {
 // without being x, or is misaligned). TypeError / ValueError for a bad out, before any write.
 struct RowwiseResult {
   py::array result;
+  DataType result_dtype;
   Prepared prepared;
   bool through_temporary;
 };
-RowwiseResult prepare_rowwise(Operation operation, const Input& x, py::handle axis, py::handle out,
-                              const Options& options);
+// dtype= (has_dtype): x is converted to it first, and the result has it. out= may be any float
+// dtype that `casting` allows from the result's; a float16 or bfloat16 x with a wider out= and no
+// dtype= is computed in out's dtype (for its accuracy, and with no temporary).
+RowwiseResult prepare_rowwise(Operation operation, Input x, py::handle axis, py::handle out, const Options& options,
+                              bool has_dtype, DataType dtype, Casting casting);
+// After run(): the temporary's values into the result, converted to its dtype.
+void finish_rowwise(const RowwiseResult& call);
 
 // softmax_topk: (values, indices) with `axis` of length k, and the prepared call writing them
 // (none for a call the library refuses: run() then raises and explain() says why).

@@ -12,7 +12,10 @@ std::string dtype_of(const dlpack::DataType& t) {
     if (t.code == dlpack::kDLFloat && t.bits == 16) return "float16";
     if (t.code == dlpack::kDLFloat && t.bits == 64) return "float64";
     if (t.code == dlpack::kDLBfloat && t.bits == 16) return "bfloat16";
-    if (t.code == dlpack::kDLInt && t.bits == 64) return "int64";
+    const bool integer_width = t.bits == 8 || t.bits == 16 || t.bits == 32 || t.bits == 64;
+    if (t.code == dlpack::kDLInt && integer_width) return "int" + std::to_string(t.bits);
+    if (t.code == dlpack::kDLUInt && integer_width) return "uint" + std::to_string(t.bits);
+    if (t.code == dlpack::kDLBool && t.bits == 8) return "bool";
   }
   return "DLPack type code " + std::to_string(t.code) + " with " + std::to_string(t.bits) + " bits and " +
          std::to_string(t.lanes) + " lanes";

@@ -29,6 +29,7 @@ enum TypeCode : std::uint8_t {
   kDLUInt = 1,
   kDLFloat = 2,
   kDLBfloat = 4,
+  kDLBool = 6,
 };
 struct Device {
   std::int32_t device_type;
@@ -88,7 +89,9 @@ class ArrayView {
   void* data = nullptr;
   std::int32_t device_type = 0;
   std::int32_t device_id = 0;
-  std::string dtype;  // "float32", "float16", "bfloat16", "float64", "int64", or the DLPack code
+  // "float32", "float16", "bfloat16", "float64", "int8".."int64", "uint8".."uint64", "bool", or a
+  // sentence naming the DLPack type code
+  std::string dtype;
   std::vector<std::int64_t> shape;
   std::vector<std::int64_t> strides;  // elements
   bool read_only = false;

@@ -106,12 +106,19 @@ py::object common_rowwise(Operation operation, py::handle x, py::handle axis, py
 }
 
 py::object rowwise(Operation operation, py::handle x, py::handle axis, py::handle algorithm, py::handle isa,
-                   py::handle out, py::handle num_threads, py::handle temperature) {
+                   py::handle out, py::handle num_threads, py::handle temperature, py::handle dtype,
+                   py::handle casting) {
   const Options options = options_of(algorithm, isa, num_threads, temperature);
-  if (py::object common = common_rowwise(operation, x, axis, out, options)) return common;
-  const RowwiseResult call = prepare_rowwise(operation, input_array(x, operation_name(operation)), axis, out, options);
+  const Casting cast = casting_argument(casting);
+  DataType element = DataType::kFloat32;
+  const bool has_dtype = dtype_argument(dtype, &element);
+  if (!has_dtype) {
+    if (py::object common = common_rowwise(operation, x, axis, out, options)) return common;
+  }
+  const RowwiseResult call = prepare_rowwise(operation, input_array(x, operation_name(operation)), axis, out, options,
+                                             has_dtype, element, cast);
   run(call.prepared);
-  if (call.through_temporary) call.result.attr("__setitem__")(py::ellipsis(), call.prepared.outputs[0]);
+  finish_rowwise(call);
   return call.result;
 }
 
@@ -139,7 +146,9 @@ Explanation explain_call(py::handle x, py::handle axis, const std::string& funct
   } else {
     throw py::value_error("unknown function '" + function + "'; expected softmax, log_softmax or softmax_topk");
   }
-  return explain(prepare_rowwise(operation, input_array(x, function.c_str()), axis, py::none(), options).prepared);
+  return explain(prepare_rowwise(operation, input_array(x, function.c_str()), axis, py::none(), options, false,
+                                 DataType::kFloat32, Casting::kSafe)
+                     .prepared);
 }
 
 std::vector<std::string> names_of(const std::vector<Isa>& isas) {
@@ -157,14 +166,14 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("softmax",
         [](py::handle x, py::handle axis, py::handle algorithm, py::handle isa, py::handle out, py::handle threads,
-           py::handle temperature) {
-          return rowwise(Operation::kSoftmax, x, axis, algorithm, isa, out, threads, temperature);
+           py::handle temperature, py::handle dtype, py::handle casting) {
+          return rowwise(Operation::kSoftmax, x, axis, algorithm, isa, out, threads, temperature, dtype, casting);
         },
         "fastsoftmax.softmax with every argument given positionally.");
   m.def("log_softmax",
         [](py::handle x, py::handle axis, py::handle algorithm, py::handle isa, py::handle out, py::handle threads,
-           py::handle temperature) {
-          return rowwise(Operation::kLogSoftmax, x, axis, algorithm, isa, out, threads, temperature);
+           py::handle temperature, py::handle dtype, py::handle casting) {
+          return rowwise(Operation::kLogSoftmax, x, axis, algorithm, isa, out, threads, temperature, dtype, casting);
         },
         "fastsoftmax.log_softmax with every argument given positionally.");
   m.def("softmax_topk", &topk, "fastsoftmax.softmax_topk with every argument given positionally.");
