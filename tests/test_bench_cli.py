@@ -88,8 +88,10 @@ def test_quick_run_writes_json_and_plot(tmp_path: Path) -> None:
     check_document(document, function="softmax", dtype="float32")
     assert "bound (read 2x, write 1x)" in {m["candidate"] for m in document["measurements"]}
     assert all(m["ratio_to_bound"] > 0 for m in document["measurements"])
+    assert f"wrote every measurement to {json_path.resolve()}" in proc.stdout  # says where its files are
     if plotting:
         assert (tmp_path / "bench.png").read_bytes().startswith(PNG_SIGNATURE)
+        assert f"wrote the plot to {(tmp_path / 'bench.png').resolve()}" in proc.stdout
 
 
 def test_log_softmax_float64_run(tmp_path: Path) -> None:

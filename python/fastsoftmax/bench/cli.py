@@ -283,12 +283,14 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         }
         document = {"settings": settings, "machine": machine, "skipped": skipped, "measurements": records}
         Path(args.json).write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+        print(f"\nwrote every measurement to {Path(args.json).resolve()}")
     if args.plot:
         title = (
             f"fastsoftmax {function}, {args.dtype}, {args.rows} row(s); {machine['cpu_model']}; "
             f"peers {args.threads} thread(s)"
         )
         plot(args.plot, title, element_bytes, records)
+        print(f"wrote the plot to {Path(args.plot).resolve()}")
     print(f"\nfinished in {time.monotonic() - started:.1f} s")
     return 0
 
