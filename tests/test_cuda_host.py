@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from reference import assert_matches_reference, default_bound, reference, ulp_error
 
 if importlib.util.find_spec("fastsoftmax._cuda") is None:
-    pytest.skip("this build has no CUDA backend (no nvcc at build time)", allow_module_level=True)
+    pytest.skip("this build has no CUDA backend (FASTSOFTMAX_CUDA=OFF, or no usable nvcc at build time)", allow_module_level=True)
 
 from fastsoftmax import _cuda
 

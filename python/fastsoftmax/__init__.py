@@ -139,7 +139,7 @@ def cuda_available(reason: bool = False) -> bool | tuple[bool, str]:
     >>> ok, why = fastsoftmax.cuda_available(reason=True)
     """
     if not _core.cuda_compiled:
-        answer = (False, "this build of fastsoftmax has no CUDA backend (CMake found no nvcc when it was built)")
+        answer = (False, _device.NO_CUDA_BACKEND)
     else:
         answer = tuple(_device.cuda_module().available())
     return answer if reason else answer[0]

@@ -48,15 +48,18 @@ def is_foreign_host_array(x: Any) -> bool:
     return device is not None and device[0] == _DL_CPU
 
 
+NO_CUDA_BACKEND = (
+    "this build of fastsoftmax has no CUDA backend (it was built with FASTSOFTMAX_CUDA=OFF, or where CMake found no "
+    "nvcc that works with the host compiler; rebuild with nvcc on PATH, or FASTSOFTMAX_CUDA=ON to make that an error)"
+)
+
+
 def cuda_module() -> Any:
     """fastsoftmax._cuda, or RuntimeError saying why there is none."""
     try:
         return importlib.import_module("fastsoftmax._cuda")
     except ImportError as error:
-        raise RuntimeError(
-            "this build of fastsoftmax has no CUDA backend (it was built where CMake found no nvcc; "
-            "rebuild with nvcc on PATH, or FASTSOFTMAX_CUDA=ON to make that an error)"
-        ) from error
+        raise RuntimeError(NO_CUDA_BACKEND) from error
 
 
 def _framework(x: Any) -> str:
