@@ -380,7 +380,7 @@ def softmax_topk(
     if _device.is_device_array(x):
         return _device.topk(x, k, axis, temperature, sorted, isa, num_threads)
     if _device.is_foreign_host_array(x):
-        values, indices = _core.softmax_topk(_device.export_host(x), k, axis, temperature, sorted, isa, num_threads)
+        values, indices = _core.softmax_topk(_device.export(x), k, axis, temperature, sorted, isa, num_threads)
         return _device.like(x, values), _device.like(x, indices)
     return _core.softmax_topk(x, k, axis, temperature, sorted, isa, num_threads)
 
@@ -428,7 +428,7 @@ def explain(
     if _device.is_device_array(x):
         return _device.explain(function, x, axis, k, algorithm, temperature)
     if _device.is_foreign_host_array(x):
-        x = _device.export_host(x)
+        x = _device.export(x)
     return _core.explain(x, axis, function, k, algorithm, isa, num_threads, temperature)
 
 
@@ -463,8 +463,8 @@ def _rowwise(operation: str, x: Any, axis: Any, algorithm: Any, isa: Any, out: A
             raise ValueError("dtype= is not supported for CUDA device arrays: convert the array first")
         return _device.rowwise(operation, x, axis, algorithm, isa, out, num_threads, temperature)
     foreign_x = _device.is_foreign_host_array(x)
-    host_x = _device.export_host(x) if foreign_x else x
-    host_out = _device.export_host(out) if _device.is_foreign_host_array(out) else out
+    host_x = _device.export(x) if foreign_x else x
+    host_out = _device.export(out, name="out") if _device.is_foreign_host_array(out) else out
     name = None if dtype is None else _dtype_name(dtype)
     function = _core.softmax if operation == "softmax" else _core.log_softmax
     result = function(host_x, axis, algorithm, isa, host_out, num_threads, temperature, name, casting)

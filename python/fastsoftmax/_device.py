@@ -84,18 +84,21 @@ def _stream(x: Any) -> int:
     return 0
 
 
-def _export(a: Any, stream: int, name: str) -> Any:
-    """A DLPack capsule of ``a`` made for ``stream``, or its ``__cuda_array_interface__``."""
+def export(a: Any, stream: int | None = None, name: str = "x") -> Any:
+    """A DLPack capsule of ``a`` (versioned where the producer can): made for the CUDA ``stream``
+    of a device array, or with no stream (None) for a CPU array; for a device array without
+    ``__dlpack__``, its ``__cuda_array_interface__``. The core's one DLPack consumer reads both."""
     if hasattr(a, "__dlpack__"):
-        dl_stream = stream if stream != 0 else _DL_LEGACY_DEFAULT_STREAM
+        kwargs = {} if stream is None else {"stream": stream if stream != 0 else _DL_LEGACY_DEFAULT_STREAM}
         try:
-            return a.__dlpack__(stream=dl_stream, max_version=(1, 0))
+            return a.__dlpack__(max_version=(1, 0), **kwargs)
         except TypeError:  # producers of the unversioned protocol only
-            return a.__dlpack__(stream=dl_stream)
+            return a.__dlpack__(**kwargs)
     interface = getattr(a, "__cuda_array_interface__", None)
-    if interface is not None:
+    if stream is not None and interface is not None:
         return dict(interface)
-    raise TypeError(f"{name} must be a CUDA array (with __dlpack__ or __cuda_array_interface__), got {type(a).__name__}")
+    raise TypeError(f"{name} must be an array with __dlpack__ (or, on a CUDA device, __cuda_array_interface__), "
+                    f"got {type(a).__name__}")
 
 
 def _empty_like(x: Any, shape: tuple[int, ...], indices: bool = False) -> Any:
@@ -135,7 +138,7 @@ def rowwise(operation: str, x: Any, axis: Any, algorithm: Any, isa: str, out: An
     if out is None:
         out = _empty_like(x, tuple(x.shape))
     stream = _stream(x)
-    cuda.run(operation, _export(x, stream, "x"), _export(out, stream, "out"), None, axis, algorithm, temperature,
+    cuda.run(operation, export(x, stream, "x"), export(out, stream, "out"), None, axis, algorithm, temperature,
              None, True, stream)
     return out
 
@@ -155,26 +158,17 @@ def topk(x: Any, k: Any, axis: Any, temperature: Any, sorted: Any, isa: str, num
     values = _empty_like(x, tuple(shape))
     indices = _empty_like(x, tuple(shape), indices=True)
     stream = _stream(x)
-    cuda.run("softmax_topk", _export(x, stream, "x"), _export(values, stream, "values"),
-             _export(indices, stream, "indices"), axis, "auto", temperature, k, sorted, stream)
+    cuda.run("softmax_topk", export(x, stream, "x"), export(values, stream, "values"),
+             export(indices, stream, "indices"), axis, "auto", temperature, k, sorted, stream)
     return values, indices
 
 
 def explain(function: str, x: Any, axis: Any, k: Any, algorithm: Any, temperature: Any) -> Any:
     cuda = cuda_module()
-    return cuda.explain(function, _export(x, _stream(x), "x"), axis, algorithm, temperature, k)
+    return cuda.explain(function, export(x, _stream(x), "x"), axis, algorithm, temperature, k)
 
 
 # ---- CPU arrays of other frameworks ----------------------------------------------------------------
-
-
-def export_host(x: Any) -> Any:
-    """A DLPack capsule of another framework's CPU array (versioned where the producer can), for
-    the core to read or write in place."""
-    try:
-        return x.__dlpack__(max_version=(1, 0))
-    except TypeError:  # producers of the unversioned protocol only
-        return x.__dlpack__()
 
 
 def like(x: Any, result: np.ndarray) -> Any:
