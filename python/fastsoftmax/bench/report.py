@@ -183,6 +183,7 @@ def plot(path: str, title: str, element_bytes: int, records: list[dict[str, Any]
 
     algorithms = list(fastsoftmax.ALGORITHMS)
     colors = [plt.get_cmap("tab10")(i) for i in range(10)]
+    style: dict[str, Any]
     fig, ax = plt.subplots(figsize=(11, 6.5))
     names = list(dict.fromkeys(record["candidate"] for record in records))
     for name in names:
