@@ -14,8 +14,10 @@ import tracemalloc
 import fastsoftmax
 import numpy as np
 import pytest
-from numpy.exceptions import AxisError
 from reference import assert_float16_matches, assert_matches_reference, float16_twin_algorithm, max_error
+
+# numpy.exceptions.AxisError from NumPy 1.25; numpy.AxisError before (the package supports NumPy >= 1.23).
+AxisError = getattr(np, "exceptions", np).AxisError
 
 FUNCS = {"softmax": fastsoftmax.softmax, "log_softmax": fastsoftmax.log_softmax}
 
