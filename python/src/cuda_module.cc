@@ -218,11 +218,16 @@ py::dict plan_for(const std::string& dtype, const std::string& operation, std::i
   call.n = static_cast<std::size_t>(n);
   call.k = k;
   call.options.algorithm = algorithm_argument(algorithm);
-  // Stand-in addresses: only their alignment is read.
+  // Stand-in addresses: only their alignment is read. Each operand gets its own span (at most
+  // rows x n elements of 8 bytes, rounded to keep the alignment), as the overlap check asks.
   const std::uintptr_t base = aligned ? 0x10000 : 0x10002;
-  call.inputs[0] = {reinterpret_cast<const void*>(base), static_cast<std::ptrdiff_t>(n), 1};
-  call.outputs[0] = {reinterpret_cast<const void*>(base), static_cast<std::ptrdiff_t>(n), 1};
-  call.outputs[1] = call.outputs[0];
+  const std::uintptr_t span = (static_cast<std::uintptr_t>(rows) * static_cast<std::uintptr_t>(n) * 8 + 255) & ~std::uintptr_t{255};
+  const auto operand_at = [&](int i) {
+    return Operand{reinterpret_cast<const void*>(base + i * span), static_cast<std::ptrdiff_t>(n), 1};
+  };
+  call.inputs[0] = operand_at(0);
+  call.outputs[0] = operand_at(1);
+  call.outputs[1] = operand_at(2);
   const Status refused = validate_device(call);
   if (refused != Status::kOk) throw py::value_error(error_message(refused, call));
   cuda::DeviceLimits device = cuda::reference_device();

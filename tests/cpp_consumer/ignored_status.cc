@@ -1,6 +1,6 @@
-// Every function of the installed API that returns a Status, its result ignored: each line marked
-// IGNORED must draw a warning (Status is [[nodiscard]]). tests/test_cpp_consumer.py compiles this
-// with -fsyntax-only and counts the warnings.
+// Every function of the installed API that returns a Status, its result ignored: each line that
+// ends in an IGNORED comment must draw a warning (Status is [[nodiscard]]).
+// tests/test_cpp_consumer.py compiles this with -fsyntax-only and matches the warnings to the lines.
 #include <fastsoftmax/fastsoftmax.h>
 
 #include <cstdint>
