@@ -157,7 +157,7 @@ const CpuFeature* cpu_feature_list(int* count) {
 const char* CpuTarget::name() const { return isa_name(isa_); }
 
 CpuTarget::CpuTarget(Isa isa, const char* description, unsigned required, const TargetKernels* kernels)
-    : isa_(isa), description_(description), required_(required), kernels_(kernels), supported_(kernels != nullptr) {
+    : isa_(isa), description_(description), kernels_(kernels), supported_(kernels != nullptr) {
   const CpuFeatures& have = cpu_features();
   for (int f = 0; f < kNumFeatures; ++f) {
     if (((required >> f) & 1u) == 0) continue;

@@ -36,7 +36,6 @@ class CpuTarget final : public Implementation {
  private:
   Isa isa_;
   const char* description_;
-  unsigned required_;
   const TargetKernels* kernels_;
   std::string required_features_;  // the features' names, joined
   bool supported_;                  // decided once, when the targets are made
