@@ -224,3 +224,12 @@ def test_jax_arrays_in_their_own_type():
     yb = fastsoftmax.log_softmax(b)
     assert type(yb) is type(x) and yb.dtype == jnp.bfloat16
     assert np.array_equal(np.asarray(yb).view(np.uint16), fastsoftmax.log_softmax(np.asarray(b)).view(np.uint16))
+
+
+def test_jax_array_as_out_is_refused():
+    """JAX arrays are immutable (though their DLPack export does not say so): never written."""
+    jnp = pytest.importorskip("jax.numpy")
+    out = jnp.zeros(3, jnp.float32)
+    with pytest.raises(TypeError, match="immutable"):
+        fastsoftmax.softmax(np.ones(3, np.float32), out=out)
+    assert not np.asarray(out).any()

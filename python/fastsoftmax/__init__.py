@@ -464,7 +464,7 @@ def _rowwise(operation: str, x: Any, axis: Any, algorithm: Any, isa: Any, out: A
         return _device.rowwise(operation, x, axis, algorithm, isa, out, num_threads, temperature)
     foreign_x = _device.is_foreign_host_array(x)
     host_x = _device.export(x) if foreign_x else x
-    host_out = _device.export(out, name="out") if _device.is_foreign_host_array(out) else out
+    host_out = _device.writable_export(out) if _device.is_foreign_host_array(out) else out
     name = None if dtype is None else _dtype_name(dtype)
     function = _core.softmax if operation == "softmax" else _core.log_softmax
     result = function(host_x, axis, algorithm, isa, host_out, num_threads, temperature, name, casting)

@@ -101,6 +101,14 @@ def export(a: Any, stream: int | None = None, name: str = "x") -> Any:
                     f"got {type(a).__name__}")
 
 
+def writable_export(out: Any) -> Any:
+    """out= of another framework as a DLPack capsule to write through; TypeError for the arrays of
+    frameworks whose arrays are immutable (JAX), which export their buffers without saying so."""
+    if _framework(out) in ("jax", "jaxlib"):
+        raise TypeError("out cannot be a JAX array: JAX arrays are immutable (use the returned array instead)")
+    return export(out, name="out")
+
+
 def _empty_like(x: Any, shape: tuple[int, ...], indices: bool = False) -> Any:
     """A new array of the caller's framework on x's device: x's dtype, or int64 for indices."""
     framework = _framework(x)
