@@ -831,3 +831,21 @@ def test_topk_threads_bit_identical(half, isa):
     assert_same(v2, v1, f"{half} {isa} topk threads")
     np.testing.assert_array_equal(i2, i1)
     check_topk_twin(x, 10, isa, f"{half} {isa} topk threads", num_threads=2)
+
+
+def test_float64_to_bfloat16_rounded_once():
+    """dtype='bfloat16' of float64 values rounds each once, to nearest even: values just off a
+    bfloat16 tie (where rounding to float32 first would land on the tie and go the wrong way)."""
+    if ml_dtypes is None:
+        pytest.skip("bfloat16 NumPy arrays need ml_dtypes")
+    rng = np.random.default_rng([SEED, 11])
+    bits = rng.integers(0x3F80, 0x4080, 2000).astype(np.uint32)  # bfloat16 values in [1, 4)
+    ties = ((bits << 16) | 0x8000).view(np.float32).astype(np.float64)
+    above = rng.random(2000) < 0.5
+    v = ties + np.where(above, 2.0**-30, -2.0**-30)
+    # The correct rounding: up from just above a tie, down from just below it.
+    rounded = np.where(above, ((bits + 1) << 16), bits << 16).astype(np.uint32).view(np.float32)
+    x = np.stack([v, np.zeros_like(v)], axis=1)
+    expected = fastsoftmax.softmax(np.stack([rounded, np.zeros_like(rounded)], axis=1).astype(ml_dtypes.bfloat16))
+    got = fastsoftmax.softmax(x, dtype="bfloat16")
+    assert np.array_equal(got.view(np.uint16), expected.view(np.uint16))

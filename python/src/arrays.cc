@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -92,12 +93,25 @@ double value_at(const char* p, DataType dtype) {
   }
   return 0;
 }
+// `value` as a float rounded to odd (toward zero, the last bit set when inexact): a float that
+// rounds to a 16-bit type exactly as `value` itself would, so float64 to float16 or bfloat16 is
+// rounded once, not twice.
+float rounded_to_odd(double value) {
+  float f = static_cast<float>(value);
+  if (static_cast<double>(f) == value || std::isnan(value)) return f;
+  if (std::fabs(static_cast<double>(f)) > std::fabs(value)) f = std::nextafter(f, 0.0f);
+  std::uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  bits |= 1u;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
 void store(char* p, DataType dtype, double value) {
   switch (dtype) {
     case DataType::kFloat32: { const float v = static_cast<float>(value); std::memcpy(p, &v, sizeof v); return; }
     case DataType::kFloat64: std::memcpy(p, &value, sizeof value); return;
-    case DataType::kFloat16: { const Float16 v = to_float16(static_cast<float>(value)); std::memcpy(p, &v, 2); return; }
-    case DataType::kBFloat16: { const BFloat16 v = to_bfloat16(static_cast<float>(value)); std::memcpy(p, &v, 2); return; }
+    case DataType::kFloat16: { const Float16 v = to_float16(rounded_to_odd(value)); std::memcpy(p, &v, 2); return; }
+    case DataType::kBFloat16: { const BFloat16 v = to_bfloat16(rounded_to_odd(value)); std::memcpy(p, &v, 2); return; }
   }
 }
 
