@@ -463,6 +463,22 @@ def test_out_read_only(func):
         func(x, out=view)
 
 
+def test_out_whose_elements_share_memory(func):
+    """out= that would receive several results in one element (a broadcast view, rows that
+    overlap): ValueError naming out, nothing written."""
+    x = sample((3, 4))
+    memory = sentinel(12)
+    sliding = np.lib.stride_tricks.as_strided(memory, (3, 4), (memory.itemsize, memory.itemsize))
+    broadcast = np.lib.stride_tricks.as_strided(memory[:4], (3, 4), (0, memory.itemsize))
+    for out in (sliding, broadcast):
+        with pytest.raises(ValueError, match="out has elements that share memory"):
+            func(x, out=out)
+        assert np.all(memory == SENTINEL)
+    with pytest.raises(ValueError, match="out has elements that share memory"):
+        func(sliding, out=sliding)  # in place over itself: still several results per element
+    assert np.all(memory == SENTINEL)
+
+
 @pytest.mark.parametrize("out", [[0.0] * 5, (0.0,) * 5, memoryview(bytearray(20)), 3.0],
                          ids=["list", "tuple", "memoryview", "float"])
 def test_out_not_ndarray(func, out):

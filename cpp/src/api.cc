@@ -117,7 +117,8 @@ const char* status_message(Status status) {
     case Status::kNotFusedAlgorithm: return "softmax_topk runs the online algorithm: algorithm must be kAuto or kOnline";
     case Status::kBadK: return "k is not in 1..n (the row length)";
     case Status::kNullPointer: return "an input or output pointer is null";
-    case Status::kZeroOutputStride: return "an output stride of 0 would write several results to one element";
+    case Status::kOutputOverlapsItself:
+      return "an output's strides would write several results to one element (a stride of 0, or rows that overlap)";
     case Status::kOverlappingMemory:
       return "an output overlaps x (without being x exactly, in place) or another output";
     case Status::kIsaNotCompiled: return "the isa asked for is not compiled into this build";

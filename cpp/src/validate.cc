@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <utility>
 #include <string>
 
 #include "cpu/targets.h"
@@ -78,6 +79,22 @@ bool same_layout(const OperandSpan& a, const OperandSpan& b, std::size_t rows) {
          (a.per_row == 1 || a.operand->stride == b.operand->stride);
 }
 
+// Whether an output's strides put two of its results on one element: a stride of 0 where there
+// are several, or (checked conservatively) the smaller step's run reaching the larger step.
+bool overlaps_itself(const Operand& out, std::size_t rows, std::size_t per_row) {
+  struct Step {
+    std::size_t size, count;
+  };
+  Step a{static_cast<std::size_t>(std::abs(out.stride)), per_row};
+  Step b{static_cast<std::size_t>(std::abs(out.row_stride)), rows};
+  if (a.count <= 1) a = {0, 1};
+  if (b.count <= 1) b = {0, 1};
+  if ((a.count > 1 && a.size == 0) || (b.count > 1 && b.size == 0)) return true;
+  if (a.count == 1 || b.count == 1) return false;
+  if (a.size > b.size) std::swap(a, b);
+  return b.size <= a.size * (a.count - 1);
+}
+
 // The first operand whose data is null, whose strides would write several results to one
 // element, or which overlaps another operand (an output may be its input exactly, in place;
 // softmax_topk's outputs never: they are not the input's shape). `other` names the second
@@ -99,9 +116,7 @@ OperandProblem operand_problem(const Call& call) {
     const Operand& out = call.outputs[i];
     const std::size_t per_row = spec.output[i].per_row_k ? static_cast<std::size_t>(call.k) : call.n;
     if (out.data == nullptr) return {Status::kNullPointer, spec.output[i].name, nullptr};
-    if ((per_row > 1 && out.stride == 0) || (call.rows > 1 && out.row_stride == 0)) {
-      return {Status::kZeroOutputStride, spec.output[i].name, nullptr};
-    }
+    if (overlaps_itself(out, call.rows, per_row)) return {Status::kOutputOverlapsItself, spec.output[i].name, nullptr};
     const bool indices = call.operation == Operation::kSoftmaxTopk && i == 1;
     spans[count++] = {&out, spec.output[i].name, per_row, indices ? sizeof(std::int64_t) : element_size(call.dtype)};
   }
@@ -109,7 +124,8 @@ OperandProblem operand_problem(const Call& call) {
     const Extent out = extent_of(spans[o], call.rows);
     for (int other = 0; other < o; ++other) {
       const Extent e = extent_of(spans[other], call.rows);
-      const bool in_place = other < spec.inputs && same_layout(spans[o], spans[other], call.rows);
+      const bool in_place = call.operation != Operation::kSoftmaxTopk && other < spec.inputs &&
+                            same_layout(spans[o], spans[other], call.rows);
       if (out.first < e.last && e.first < out.last && !in_place) {
         return {Status::kOverlappingMemory, spans[o].name, spans[other].name};
       }
@@ -217,9 +233,9 @@ std::string error_message(Status status, const Call& call) {
       return "k must be in 1..n (n = " + std::to_string(call.n) + ", the row length), got " + std::to_string(call.k);
     case Status::kNullPointer:
       return std::string(operand_problem(call).operand) + " is a null pointer";
-    case Status::kZeroOutputStride:
+    case Status::kOutputOverlapsItself:
       return std::string(operand_problem(call).operand) +
-             " has a stride of 0, which would write several results to one element";
+             "'s strides would write several results to one element (a stride of 0, or rows that overlap)";
     case Status::kIsaNotCompiled:
     case Status::kIsaNotSupported:
       return "isa '" + std::string(isa_name(options.cpu.isa)) +

@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "arguments.h"
 #include "dlpack.h"
@@ -223,8 +225,25 @@ py::array axis_last_array(const py::dtype& dtype, const std::vector<py::ssize_t>
   return py::array(dtype, shape, strides);
 }
 
+// Whether each element of `a` has its own memory: its axes sorted by step, each step reaches
+// beyond everything the smaller ones span (conservative, as the library's own check).
+bool distinct_elements(const py::array& a) {
+  if (a.size() == 0) return true;
+  std::vector<std::pair<py::ssize_t, py::ssize_t>> steps;  // (|stride|, length) of axes longer than 1
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+    if (a.shape(d) > 1) steps.emplace_back(std::abs(a.strides(d)), a.shape(d));
+  }
+  std::sort(steps.begin(), steps.end());
+  py::ssize_t span = a.itemsize();
+  for (const auto& [step, length] : steps) {
+    if (step < span) return false;
+    span = step * (length - 1) + span;
+  }
+  return true;
+}
+
 // out= as the result: an ndarray, or a DLPack capsule of another framework's CPU array, of x's
-// shape and a float dtype, writable.
+// shape and a float dtype, writable, each element its own.
 Input out_array(py::handle out, const std::vector<py::ssize_t>& shape) {
   Input o;
   bool is_float = false;
@@ -246,6 +265,10 @@ Input out_array(py::handle out, const std::vector<py::ssize_t>& shape) {
                           ", the shape of x");
   }
   if (!o.array.writeable()) throw py::value_error("out is read-only; expected a writable array");
+  if (!distinct_elements(o.array)) {
+    throw py::value_error("out has elements that share memory (a stride of 0, e.g. a broadcast view, or axes whose "
+                          "steps overlap): several results would be written to one element");
+  }
   return o;
 }
 

@@ -324,7 +324,14 @@ void check_errors() {
 
   fsm::RowLayout zero_stride = fsm::RowLayout::contiguous(1, 3);
   zero_stride.y_stride = 0;  // three outputs on one element
-  expect_status(fsm::softmax(x, y, zero_stride), fsm::Status::kZeroOutputStride, "softmax(y_stride 0)");
+  expect_status(fsm::softmax(x, y, zero_stride), fsm::Status::kOutputOverlapsItself, "softmax(y_stride 0)");
+  // Rows one element apart: row r's results would land on row r + 1's; so in place too.
+  float rows_buffer[6] = {1, 2, 3, 4, 5, 6};
+  fsm::RowLayout sliding = fsm::RowLayout::contiguous(3, 4);
+  sliding.x_row_stride = sliding.y_row_stride = 1;
+  expect_status(fsm::softmax(rows_buffer, rows_buffer, sliding), fsm::Status::kOutputOverlapsItself,
+                "softmax(rows 1 apart, in place)");
+  if (rows_buffer[0] != 1 || rows_buffer[5] != 6) fail("softmax(rows 1 apart): wrote despite the error");
   untouched("softmax(y_stride 0)");
 
   fsm::Options bad_isa;

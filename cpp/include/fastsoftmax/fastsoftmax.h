@@ -79,7 +79,7 @@ enum class [[nodiscard]] Status {
   kNotFusedAlgorithm,    // softmax_topk with an algorithm other than kAuto or kOnline
   kBadK,                 // softmax_topk's k is not in 1..n
   kNullPointer,          // an input or output pointer is null (with rows and n both > 0)
-  kZeroOutputStride,     // an output stride of 0 would write several results to one element
+  kOutputOverlapsItself,  // an output's strides put several results on one element (a stride of 0, or rows that overlap)
   kOverlappingMemory,    // an output shares memory with x (other than exactly in place) or another output
   // The implementation asked for:
   kIsaNotCompiled,       // CpuOptions::isa names a target this build does not contain
