@@ -423,7 +423,8 @@ def test_bad_casting(func, casting):
 
 
 @pytest.mark.parametrize("dtype, name", [(np.float64, "float64"), ("float16", "float16"), (np.dtype(np.float32), "float32"),
-                                         ("double", "float64"), ("half", "float16")])
+                                         ("double", "float64"), ("half", "float16"), ("f4", "float32"),
+                                         (float, "float64"), ("float", "float64")])
 def test_dtype_computes_in_and_returns_it(func, dtype, name):
     """dtype= (PyTorch's convention): x is converted to it first, the result has it."""
     x = sample((4, 33), seed=6)

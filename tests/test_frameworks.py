@@ -168,10 +168,41 @@ def test_bfloat16_producer_with_out():
     assert fastsoftmax.explain(BFloat16Producer(bits)).kernel.startswith("bf16-softmax")
 
 
-def test_bfloat16_producer_without_from_dlpack_result_needs_out():
+def test_bfloat16_result_that_from_dlpack_cannot_take_is_numpy():
+    """A bfloat16 result NumPy cannot export through DLPack comes back as ml_dtypes.bfloat16."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
     bits = bfloat16_bits(np.arange(6, dtype=np.float32))
-    with pytest.raises(TypeError, match="pass out="):
-        fastsoftmax.softmax(BFloat16Producer(bits))
+    y = fastsoftmax.softmax(BFloat16Producer(bits))
+    assert isinstance(y, np.ndarray) and y.dtype == ml_dtypes.bfloat16
+    assert np.array_equal(y.view(np.uint16), fastsoftmax.softmax(bits.view(ml_dtypes.bfloat16)).view(np.uint16))
+
+
+class Wrapped:
+    """A DLPack producer whose module (this test's __main__-like class, looked up by its module
+    name) is given no from_dlpack: results come back as NumPy arrays."""
+
+    __module__ = "fastsoftmax_test_no_from_dlpack"
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+
+    def __dlpack__(self, stream=None, max_version=None, **kwargs):
+        return self.array.__dlpack__()
+
+    def __dlpack_device__(self):
+        return self.array.__dlpack_device__()
+
+
+def test_producer_without_from_dlpack_gets_numpy(monkeypatch):
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, Wrapped.__module__, types.ModuleType(Wrapped.__module__))
+    x = np.float32([[1, 2, 3], [0, 0, 5]])
+    y = fastsoftmax.softmax(Wrapped(x))
+    assert isinstance(y, np.ndarray) and np.array_equal(y, fastsoftmax.softmax(x))
+    values, indices = fastsoftmax.softmax_topk(Wrapped(x), 1)
+    assert isinstance(values, np.ndarray) and indices.tolist() == [[2], [2]]
 
 
 # ---- PyTorch and JAX, where installed -----------------------------------------------------------

@@ -257,9 +257,10 @@ def softmax(
         scalar kernels.
     dtype : dtype, optional
         PyTorch's ``dtype=``: ``x`` is converted to it before the computation and the result has
-        it. float32, float64, float16 or bfloat16, as a NumPy dtype, a name, ``ml_dtypes.bfloat16``
-        or a framework's dtype (``torch.bfloat16``); else TypeError. None: ``x``'s own (integers
-        and bools: float64).
+        it. float32, float64, float16 or bfloat16: anything ``numpy.dtype`` takes (``"f4"``,
+        ``float`` is float64), ``"bfloat16"``, ``ml_dtypes.bfloat16`` or a framework's dtype
+        (``torch.bfloat16``); else TypeError. None: ``x``'s own (integers and bools: float64).
+        (JAX without its x64 mode turns float64 results into float32.)
     casting : str
         How ``out``'s dtype may differ from the result's, by NumPy's names: "safe" (default:
         only to a wider float, e.g. float16 into float32), "same_kind" or "unsafe" (any float:
@@ -432,22 +433,18 @@ def explain(
     return _core.explain(x, axis, function, k, algorithm, isa, num_threads, temperature)
 
 
-# The names dtype= takes, and what other spellings of them mean.
+# The names dtype= takes.
 _DTYPE_NAMES = ("float32", "float64", "float16", "bfloat16")
-_DTYPE_ALIASES = {"float": "float32", "double": "float64", "half": "float16"}
 
 
 def _dtype_name(dtype: Any) -> str:
-    """dtype= as a name the core takes: NumPy dtypes and their names, ``ml_dtypes.bfloat16``
-    (JAX's ``jnp.bfloat16``), and the framework dtypes whose name ends in one (``torch.bfloat16``)."""
-    if isinstance(dtype, str):
-        name = dtype
-    else:
-        try:
-            name = np.dtype(dtype).name
-        except TypeError:
-            name = str(dtype).rsplit(".", 1)[-1]
-    name = _DTYPE_ALIASES.get(name, name)
+    """dtype= as a name the core takes: anything ``numpy.dtype`` takes ("float", "f4", float),
+    "bfloat16" and ``ml_dtypes.bfloat16`` (JAX's ``jnp.bfloat16``), and the framework dtypes
+    whose name ends in one (``torch.bfloat16``, ``torch.half``)."""
+    try:
+        name = "bfloat16" if isinstance(dtype, str) and dtype == "bfloat16" else np.dtype(dtype).name
+    except TypeError:
+        name = str(dtype).rsplit(".", 1)[-1]
     if name not in _DTYPE_NAMES:
         raise TypeError(f"dtype must be None or one of {', '.join(_DTYPE_NAMES)} (or their dtype objects), got {dtype!r}")
     return name

@@ -181,8 +181,9 @@ def explain(function: str, x: Any, axis: Any, k: Any, algorithm: Any, temperatur
 
 def like(x: Any, result: np.ndarray) -> Any:
     """``result`` (made by the core for x) as x's type, through its framework's ``from_dlpack``
-    without a copy. bfloat16 results come as their uint16 bits (NumPy has no bfloat16) and are
-    reinterpreted by the framework (PyTorch's ``view``, JAX through ml_dtypes)."""
+    without a copy, or as the NumPy array itself where the framework has no ``from_dlpack``.
+    bfloat16 results come as their uint16 bits (NumPy has no bfloat16) and are reinterpreted by
+    the framework (PyTorch's ``view``, JAX through ml_dtypes), else shown as ``ml_dtypes.bfloat16``."""
     framework = _framework(x)
     bfloat16 = result.dtype == np.uint16
     if framework == "torch":
@@ -198,11 +199,16 @@ def like(x: Any, result: np.ndarray) -> Any:
 
             return jnp.asarray(result.view(ml_dtypes.bfloat16))
         return jnp.from_dlpack(result)
-    module = importlib.import_module(framework)
-    from_dlpack = getattr(module, "from_dlpack", None)
-    if from_dlpack is None or bfloat16:
+    from_dlpack = getattr(importlib.import_module(framework), "from_dlpack", None)
+    if from_dlpack is not None and not bfloat16:
+        return from_dlpack(result)
+    if not bfloat16:
+        return result
+    try:
+        import ml_dtypes
+    except ImportError as error:
         raise TypeError(
-            f"fastsoftmax cannot return a {'bfloat16 ' if bfloat16 else ''}result as a {type(x).__module__}."
-            f"{type(x).__name__}: pass out= (an array of that type)"
-        )
-    return from_dlpack(result)
+            f"the bfloat16 result for a {type(x).__module__}.{type(x).__name__} comes back as a NumPy array, which "
+            "needs ml_dtypes (pip install ml_dtypes); or pass out= (an array of that type)"
+        ) from error
+    return result.view(ml_dtypes.bfloat16)
