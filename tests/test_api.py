@@ -508,10 +508,24 @@ def test_axis_out_of_range(func, shape, axis):
         func(np.ones(shape, np.float32), axis=axis)
 
 
-@pytest.mark.parametrize("axis", [1.0, "0", None, (0,), [0], True, np.float64(0)])
+@pytest.mark.parametrize("axis", [1.0, "0", [0], True, np.float64(0), (0, 1.0)])
 def test_axis_not_integer(func, axis):
     with pytest.raises(TypeError):
         func(np.ones((2, 3)), axis=axis)
+
+
+@pytest.mark.parametrize("axis", [None, (0,), (2,), (0, 2), (-1, 0), (1, 2), (0, 1, 2)])
+def test_axis_none_or_tuple(func, axis):
+    """SciPy's convention: None normalizes over every axis, a tuple over those axes together."""
+    x = sample((4, 6, 5))
+    axes = (0, 1, 2) if axis is None else tuple(sorted(a % 3 for a in axis))
+    y = func(x, axis=axis)
+    assert y.shape == x.shape and y.flags.c_contiguous
+
+    rest = [d for d in range(3) if d not in axes]
+    flat_x = np.moveaxis(x, rest + list(axes), range(3)).reshape(int(np.prod([x.shape[d] for d in rest])), -1)
+    flat_y = np.moveaxis(y, rest + list(axes), range(3)).reshape(flat_x.shape)
+    assert_matches_reference(flat_y, flat_x, -1, func is fastsoftmax.log_softmax)
 
 
 @pytest.mark.parametrize("axis", [np.int64(-1), np.int32(0), np.uint8(1)])

@@ -24,7 +24,8 @@ except ImportError:  # pragma: no cover - ml_dtypes is in the [test] extra
 # The CPU kernels (the CUDA backend's, target "cuda", are tested in test_cuda_host.py).
 CATALOGUE = [k for k in fastsoftmax.kernels() if k["target"] != "cuda"]
 CUDA_CATALOGUE = [k for k in fastsoftmax.kernels() if k["target"] == "cuda"]
-NAME = re.compile(r"^(f32|f64|f16|bf16)-(softmax|log_softmax|softmax_topk)-([a-z_]+)-([a-z0-9_]+)-([a-z0-9]+)-"
+OPERATIONS = "softmax|log_softmax|softmax_topk|logsumexp|softmax_state|softmax_from_state|log_softmax_from_state"
+NAME = re.compile(rf"^(f32|f64|f16|bf16)-({OPERATIONS})-([a-z_]+)-([a-z0-9_]+)-([a-z0-9]+)-"
                   r"(u\d+|c\d+)(-split)?$")
 # CUDA tiles: warp-c<elements per lane>, block, split, radix.
 CUDA_NAME = re.compile(r"^(f32|f16|bf16)-(softmax|log_softmax|softmax_topk)-([a-z_]+)-cuda-([a-z0-9]+)-"
@@ -58,6 +59,8 @@ def call_for(kernel: dict[str, str]) -> tuple[np.ndarray, int, dict]:
         kwargs["k"] = TOPK_K if kernel["algorithm"] != "checked" else 1
         if kernel["layout"] == "rows" and kernel["algorithm"] != "checked":
             kwargs["k"] = TOPK_ROWS_K
+    elif kernel["operation"] in STATE_OPERATIONS:
+        pass  # their algorithm is the target's reduction (two-pass's first pass; online's on scalar)
     elif kernel["algorithm"] != "checked":
         kwargs["algorithm"] = kernel["algorithm"]
     if kernel["algorithm"] == "checked":
@@ -72,11 +75,17 @@ def call_for(kernel: dict[str, str]) -> tuple[np.ndarray, int, dict]:
     return rng.normal(0, 4, (3, ROW_LENGTH)).astype(dtype), -1, kwargs
 
 
+# The operations that run through normalizer states (logsumexp, the states, the second passes).
+STATE_OPERATIONS = ("logsumexp", "softmax_state", "softmax_from_state", "log_softmax_from_state")
+
+
 def run(x: np.ndarray, axis: int, kwargs: dict):
     kwargs = dict(kwargs)
     function = getattr(fastsoftmax, kwargs.pop("function"))
     if function is fastsoftmax.softmax_topk:
         return function(x, kwargs.pop("k"), axis, **kwargs)
+    if function in (fastsoftmax.softmax_from_state, fastsoftmax.log_softmax_from_state):
+        return function(x, fastsoftmax.softmax_state(x, axis, isa="scalar"), axis, **kwargs)
     return function(x, axis, **kwargs)
 
 
@@ -158,7 +167,16 @@ def test_every_kernel_is_reached_and_accurate(kernel):
         np.testing.assert_allclose(values.astype(np.float64), probabilities, rtol=precision[x.dtype.name],
                                    err_msg=context)
         return
-    log = kernel["operation"] == "log_softmax"
+    if kernel["operation"] in ("logsumexp", "softmax_state"):
+        lse = result if kernel["operation"] == "logsumexp" else fastsoftmax.logsumexp_from_state(result)
+        expected = np.log(np.sum(np.exp(x.astype(LD)), axis=axis))
+        # Within 2 ULP of max(|result|, 1) of x's type (the 16-bit types: float32's, rounded once).
+        eps = np.finfo(np.float32 if x.itemsize == 2 else x.dtype).eps
+        half = {"float16": 2.0**-11, "bfloat16": 2.0**-8}.get(x.dtype.name, 0.0)
+        err = np.abs(np.asarray(lse, np.float64).astype(LD) - expected) / np.maximum(np.abs(expected), 1)
+        assert float(np.max(err)) <= 2 * eps + half, context
+        return
+    log = kernel["operation"] in ("log_softmax", "log_softmax_from_state")
     if x.itemsize == 2:
         check_half(result, x, axis, log, context)
     else:

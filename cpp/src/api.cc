@@ -1,10 +1,12 @@
 // The public entry points: every call becomes a Call, which is validated and planned once
 // (plan.cc) and run by the CPU backend (cpu/execute.cc); explain() describes the same plan.
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "catalogue.h"
 #include "cpu/execute.h"
+#include "cpu/normalizer.h"
 #include "cpu/targets.h"
 #include "kernels/half.h"
 #include "plan.h"
@@ -54,6 +56,23 @@ Status topk(const T* x, T* values, std::int64_t* indices, const RowLayout& layou
   call.outputs[1] = {indices, layout.y_row_stride, layout.y_stride};
   call.k = static_cast<std::int64_t>(k);
   call.sorted = sorted;
+  return run(call);
+}
+
+// logsumexp and softmax_state: one result per row, at out + r * layout.y_row_stride.
+template <class T, class Out>
+Status per_row(Operation operation, const T* x, Out* out, const RowLayout& layout, const Options& options) {
+  Call call = typed_call(operation, x, layout, options);
+  call.outputs[0] = {out, layout.y_row_stride, 1};
+  return run(call);
+}
+
+template <class T>
+Status from_state(Operation operation, const T* x, const NormalizerState* states, T* y, const RowLayout& layout,
+                  const Options& options) {
+  Call call = typed_call(operation, x, layout, options);
+  call.inputs[1] = {states, layout.y_row_stride, 1};
+  call.outputs[0] = {y, layout.y_row_stride, layout.y_stride};
   return run(call);
 }
 
@@ -127,6 +146,8 @@ const char* status_message(Status status) {
     case Status::kDeviceDtype: return "float64 is not supported on CUDA devices (computed in float32)";
     case Status::kDeviceElementStride: return "the elements of a row are not adjacent in device memory";
     case Status::kDeviceTopkTooLarge: return "k is above the CUDA kernels' capacity (cuda::kMaxTopk)";
+    case Status::kMismatchedStates: return "the states to merge have different temperatures";
+    case Status::kDeviceOperation: return "the CUDA backend does not run this operation, or masks (CPU only)";
     case Status::kDeviceHostMemory: return "a pointer of a device call is not device (or managed) memory";
     case Status::kDeviceError: return "the CUDA runtime failed (fastsoftmax::cuda::last_error() says how)";
   }
@@ -173,6 +194,51 @@ Status softmax_topk(const Float16* x, Float16* values, std::int64_t* indices, co
 Status softmax_topk(const BFloat16* x, BFloat16* values, std::int64_t* indices, const RowLayout& layout,
                     std::size_t k, bool sorted, const Options& options) {
   return topk(x, values, indices, layout, k, sorted, options);
+}
+
+#define FASTSOFTMAX_STATE_FUNCTIONS(T)                                                                       \
+  Status logsumexp(const T* x, T* out, const RowLayout& layout, const Options& options) {                    \
+    return per_row(Operation::kLogSumExp, x, out, layout, options);                                           \
+  }                                                                                                           \
+  Status softmax_state(const T* x, NormalizerState* states, const RowLayout& layout, const Options& options) { \
+    return per_row(Operation::kSoftmaxState, x, states, layout, options);                                     \
+  }                                                                                                           \
+  Status softmax_from_state(const T* x, const NormalizerState* states, T* y, const RowLayout& layout,         \
+                            const Options& options) {                                                         \
+    return from_state(Operation::kSoftmaxFromState, x, states, y, layout, options);                           \
+  }                                                                                                           \
+  Status log_softmax_from_state(const T* x, const NormalizerState* states, T* y, const RowLayout& layout,     \
+                                const Options& options) {                                                     \
+    return from_state(Operation::kLogSoftmaxFromState, x, states, y, layout, options);                        \
+  }
+FASTSOFTMAX_STATE_FUNCTIONS(float)
+FASTSOFTMAX_STATE_FUNCTIONS(double)
+FASTSOFTMAX_STATE_FUNCTIONS(Float16)
+FASTSOFTMAX_STATE_FUNCTIONS(BFloat16)
+#undef FASTSOFTMAX_STATE_FUNCTIONS
+
+Status merge_states(const NormalizerState* parts, std::size_t count, NormalizerState* merged) {
+  if (count == 0) {
+    *merged = {-std::numeric_limits<double>::infinity(), 0.0, 0.0, 1.0};
+    return Status::kOk;
+  }
+  if (parts == nullptr || merged == nullptr) return Status::kNullPointer;
+  const double temperature = parts[0].temperature;
+  std::vector<RowState<double>> states(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    // (A NaN temperature matches none.)
+    if (!(parts[i].temperature == temperature)) return Status::kMismatchedStates;
+    states[i] = {parts[i].max, parts[i].sum, parts[i].count};
+  }
+  const RowState<double> m =
+      merge_row_states(static_cast<int>(count), states.data(), {temperature, 1.0 / temperature});
+  *merged = {m.max, static_cast<double>(m.sum), m.count, temperature};
+  return Status::kOk;
+}
+
+double logsumexp_from_state(const NormalizerState& state) {
+  const RowState<double> s{state.max, state.sum, state.count};
+  return static_cast<double>(logsumexp_of(s, {state.temperature, 1.0 / state.temperature}));
 }
 
 Float16 to_float16(float value) { return narrow<Float16>(value); }

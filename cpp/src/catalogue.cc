@@ -53,6 +53,17 @@ void add_row_kernels(const RowKernels<T>* table, DataType dtype, const CpuTarget
   if (table->softmax_topk != nullptr) {
     out.push_back(info(dtype, Operation::kSoftmaxTopk, algorithm_name(Algorithm::kOnline), target, Layout::kRows));
   }
+  // The state passes (reduce, write from a state): two-pass's, online's on the scalar target.
+  if (table->reduce != nullptr) {
+    const char* algorithm = algorithm_name(target.isa() == Isa::kScalar ? Algorithm::kOnline : Algorithm::kTwoPass);
+    for (Operation operation : {Operation::kLogSumExp, Operation::kSoftmaxState, Operation::kSoftmaxFromState,
+                                Operation::kLogSoftmaxFromState}) {
+      out.push_back(info(dtype, operation, algorithm, target, Layout::kRows));
+    }
+    for (Operation operation : {Operation::kLogSumExp, Operation::kSoftmaxState}) {
+      out.push_back(info(dtype, operation, algorithm, target, Layout::kSplitRows));
+    }
+  }
 }
 
 // The float32 passes for split rows and column blocks, per algorithm (log_softmax: never reload).

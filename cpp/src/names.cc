@@ -12,7 +12,9 @@ namespace {
 constexpr const char* kIsaNames[] = {"auto", "scalar", "avx2", "avx512", "avx512_bf16"};
 constexpr const char* kAlgorithmNames[] = {"auto", "two_pass", "three_pass_reload", "three_pass_recompute",
                                            "online"};
-constexpr const char* kOperationNames[] = {"softmax", "log_softmax", "softmax_topk"};
+constexpr const char* kOperationNames[] = {"softmax",       "log_softmax",        "softmax_topk",
+                                           "logsumexp",     "softmax_state",      "softmax_from_state",
+                                           "log_softmax_from_state"};
 constexpr const char* kDtypeNames[] = {"float32", "float64", "float16", "bfloat16"};
 
 template <class Enum, std::size_t kCount>

@@ -143,6 +143,44 @@ void limit_threads_to_blocks(const Call& call, Plan& plan) {
   plan.threads = std::min(plan.threads, (call.rows + width - 1) / width);
 }
 
+// logsumexp, the states, the second passes from a state and masked rows: a reduction to the row's
+// state (two-pass's first pass; online's on the scalar target, already relative to the maximum),
+// then, for outputs of x's shape, a write pass from it.
+void plan_state_passes(const Call& call, Plan& plan) {
+  const bool scalar = plan.kernel_target->isa() == Isa::kScalar;
+  const bool from_state =
+      call.operation == Operation::kSoftmaxFromState || call.operation == Operation::kLogSoftmaxFromState;
+  plan.algorithm = scalar ? Algorithm::kOnline : Algorithm::kTwoPass;
+  if (from_state) {
+    plan.algorithm_reason = "the second pass from a given state (two-pass's output pass)";
+  } else if (call.mask.data != nullptr && call.operation != Operation::kLogSumExp &&
+             call.operation != Operation::kSoftmaxState) {
+    plan.algorithm_reason =
+        scalar ? "masked rows: online's first pass, masked entries skipped, then its output pass"
+               : "masked rows: two-pass's first pass, masked entries read as -inf, then its output pass";
+  } else {
+    plan.algorithm_reason = scalar ? "one pass over the row: online's first pass (a running maximum and sum)"
+                                   : "one pass over the row: two-pass's first pass ((mantissa, exponent) sums, "
+                                     "no maximum pass)";
+  }
+  const Operand& x = call.inputs[0];
+  const bool writes = call.operation == Operation::kSoftmax || call.operation == Operation::kLogSoftmax;
+  const bool contiguous = x.stride == 1 && (call.mask.data == nullptr || call.mask.stride == 1) &&
+                          (!writes || call.outputs[0].stride == 1);
+  // Masked softmax and log_softmax split where their unmasked passes do (float32 on a SIMD target).
+  const bool splits = !from_state && call.inputs[1].data == nullptr &&
+                      (!writes || (call.dtype == DataType::kFloat32 && !scalar));
+  if (contiguous && splits && split_pays(call.rows, call.n, plan.threads)) {
+    plan.schedule = Schedule::kSplitRows;
+    plan.schedule_reason = "few long rows: each split into slices across the threads, their states merged in a fixed "
+                           "order";
+  } else {
+    plan.schedule = Schedule::kRows;
+    plan.schedule_reason = contiguous ? "whole rows, shared out among the threads"
+                                      : "whole rows, strided operands gathered contiguous (and scattered back)";
+  }
+}
+
 }  // namespace
 
 const char* schedule_name(Schedule schedule) {
@@ -181,6 +219,9 @@ Plan plan(const Call& call) {
     if (call.n == 1) {
       plan.schedule = Schedule::kOneElement;
       plan.schedule_reason = "one-element rows: the checked path gives exactly 1, or NaN";
+    } else if (call.mask.data != nullptr) {
+      plan.schedule = Schedule::kRows;
+      plan.schedule_reason = "masked rows: each copied with its masked entries as -inf, then selected whole";
     } else if (call.dtype == DataType::kFloat32 && plan.kernel_target->isa() != Isa::kScalar &&
                plan.kernel_target->kernels()->f32_columns != nullptr && x.stride == 1 &&
                fills_column_blocks(call.rows, *plan.kernel_target->kernels()) && call.n <= kShortTopkElements &&
@@ -200,6 +241,11 @@ Plan plan(const Call& call) {
       plan.schedule_reason = x.stride == 1 ? "whole rows, shared out among the threads"
                                            : "whole rows, each gathered contiguous first (a strided axis)";
     }
+    return plan;
+  }
+
+  if ((call.operation != Operation::kSoftmax && call.operation != Operation::kLogSoftmax) || call.mask.data != nullptr) {
+    plan_state_passes(call, plan);
     return plan;
   }
 

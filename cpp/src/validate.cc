@@ -12,16 +12,20 @@
 namespace fastsoftmax {
 namespace {
 
-constexpr int kNumOperations = 3;
+constexpr int kNumOperations = 7;
 constexpr int kNumDtypes = 4;
 constexpr int kNumAlgorithmValues = 5;  // kAuto and the four
 constexpr int kNumIsaValues = 5;        // kAuto and the four targets
 
-// The operands of each operation, named as in the Python API, and how many elements each output
-// holds per row.
+// The operands of each operation, named as in the Python API: how many elements each holds per
+// row, of which type, and whether it may be absent (null data).
+enum class PerRow { kN, kK, kOne };
+enum class Element { kData, kIndex, kState };  // the call's dtype, int64, NormalizerState
 struct OperandSpec {
   const char* name;
-  bool per_row_k;  // k elements per row (softmax_topk's results), else n
+  PerRow per_row;
+  Element element;
+  bool optional;
 };
 struct OperationSpec {
   int inputs;
@@ -29,11 +33,21 @@ struct OperationSpec {
   int outputs;
   OperandSpec output[Call::kMaxOutputs];
 };
+constexpr OperandSpec kX = {"x", PerRow::kN, Element::kData, false};
+constexpr OperandSpec kY = {"y", PerRow::kN, Element::kData, false};
+constexpr OperandSpec kStates = {"states", PerRow::kOne, Element::kState, false};
 constexpr OperationSpec kOperationSpecs[kNumOperations] = {
-    {1, {{"x", false}}, 1, {{"y", false}}},                       // kSoftmax
-    {1, {{"x", false}}, 1, {{"y", false}}},                       // kLogSoftmax
-    {1, {{"x", false}}, 2, {{"values", true}, {"indices", true}}},  // kSoftmaxTopk
+    {1, {kX}, 1, {kY}},  // kSoftmax
+    {1, {kX}, 1, {kY}},  // kLogSoftmax
+    {1, {kX}, 2, {{"values", PerRow::kK, Element::kData, false}, {"indices", PerRow::kK, Element::kIndex, false}}},
+    {2, {kX, {"b", PerRow::kN, Element::kData, true}},  // kLogSumExp
+     2, {{"lse", PerRow::kOne, Element::kData, false}, {"sign", PerRow::kOne, Element::kData, true}}},
+    {1, {kX}, 1, {kStates}},          // kSoftmaxState
+    {2, {kX, kStates}, 1, {kY}},      // kSoftmaxFromState
+    {2, {kX, kStates}, 1, {kY}},      // kLogSoftmaxFromState
 };
+// The mask of any operation: one byte per element of x.
+constexpr OperandSpec kMask = {"where", PerRow::kN, Element::kData, true};
 
 template <class Enum>
 bool known(Enum value, int count) {
@@ -47,6 +61,22 @@ std::size_t element_size(DataType dtype) {
     case DataType::kFloat64: return 8;
     default: return 2;
   }
+}
+std::size_t element_size(Element element, DataType dtype) {
+  switch (element) {
+    case Element::kData: return element_size(dtype);
+    case Element::kIndex: return sizeof(std::int64_t);
+    case Element::kState: return sizeof(NormalizerState);
+  }
+  return 1;
+}
+std::size_t per_row_count(PerRow per_row, const Call& call) {
+  switch (per_row) {
+    case PerRow::kN: return call.n;
+    case PerRow::kK: return static_cast<std::size_t>(call.k);
+    case PerRow::kOne: return 1;
+  }
+  return 0;
 }
 
 // One operand as the overlap check sees it: where its elements are and how many a row has.
@@ -106,26 +136,40 @@ struct OperandProblem {
 };
 OperandProblem operand_problem(const Call& call) {
   const OperationSpec& spec = kOperationSpecs[static_cast<int>(call.operation)];
-  OperandSpan spans[Call::kMaxInputs + Call::kMaxOutputs];
+  OperandSpan spans[Call::kMaxInputs + 1 + Call::kMaxOutputs];
   int count = 0;
+  const auto add = [&](const Operand& operand, const OperandSpec& s, std::size_t bytes) {
+    spans[count++] = {&operand, s.name, per_row_count(s.per_row, call), bytes};
+  };
   for (int i = 0; i < spec.inputs; ++i) {
-    if (call.inputs[i].data == nullptr) return {Status::kNullPointer, spec.input[i].name, nullptr};
-    spans[count++] = {&call.inputs[i], spec.input[i].name, call.n, element_size(call.dtype)};
+    const OperandSpec& s = spec.input[i];
+    if (call.inputs[i].data == nullptr) {
+      if (s.optional) continue;
+      return {Status::kNullPointer, s.name, nullptr};
+    }
+    add(call.inputs[i], s, element_size(s.element, call.dtype));
   }
+  if (call.mask.data != nullptr) add(call.mask, kMask, 1);
+  const int inputs = count;
   for (int i = 0; i < spec.outputs; ++i) {
     const Operand& out = call.outputs[i];
-    const std::size_t per_row = spec.output[i].per_row_k ? static_cast<std::size_t>(call.k) : call.n;
-    if (out.data == nullptr) return {Status::kNullPointer, spec.output[i].name, nullptr};
-    if (overlaps_itself(out, call.rows, per_row)) return {Status::kOutputOverlapsItself, spec.output[i].name, nullptr};
-    const bool indices = call.operation == Operation::kSoftmaxTopk && i == 1;
-    spans[count++] = {&out, spec.output[i].name, per_row, indices ? sizeof(std::int64_t) : element_size(call.dtype)};
+    const OperandSpec& s = spec.output[i];
+    if (out.data == nullptr) {
+      if (s.optional) continue;
+      return {Status::kNullPointer, s.name, nullptr};
+    }
+    if (overlaps_itself(out, call.rows, per_row_count(s.per_row, call))) {
+      return {Status::kOutputOverlapsItself, s.name, nullptr};
+    }
+    add(out, s, element_size(s.element, call.dtype));
   }
-  for (int o = spec.inputs; o < count; ++o) {  // each output against every operand before it
+  for (int o = inputs; o < count; ++o) {  // each output against every operand before it
     const Extent out = extent_of(spans[o], call.rows);
     for (int other = 0; other < o; ++other) {
       const Extent e = extent_of(spans[other], call.rows);
-      const bool in_place = call.operation != Operation::kSoftmaxTopk && other < spec.inputs &&
-                            same_layout(spans[o], spans[other], call.rows);
+      // In place: an output of x's shape over x itself (softmax_topk's and the per-row outputs never).
+      const bool in_place = spans[other].operand == &call.inputs[0] && spans[o].per_row == call.n &&
+                            call.operation != Operation::kSoftmaxTopk && same_layout(spans[o], spans[other], call.rows);
       if (out.first < e.last && e.first < out.last && !in_place) {
         return {Status::kOverlappingMemory, spans[o].name, spans[other].name};
       }
@@ -183,6 +227,9 @@ bool bad_k(const Call& call) {
 
 Status validate_device(const Call& call) {
   if (const Status common = validate_common(call); common != Status::kOk) return common;
+  const bool device_operation = call.operation == Operation::kSoftmax || call.operation == Operation::kLogSoftmax ||
+                                call.operation == Operation::kSoftmaxTopk;
+  if (!device_operation || call.mask.data != nullptr) return Status::kDeviceOperation;
   if (call.dtype == DataType::kFloat64) return Status::kDeviceDtype;
   if (bad_k(call)) return Status::kBadK;
   if (call.operation == Operation::kSoftmaxTopk && call.k > kDeviceMaxTopk) return Status::kDeviceTopkTooLarge;
@@ -256,6 +303,7 @@ std::string error_message(Status status, const Call& call) {
       }
       return "FASTSOFTMAX_ISA='" + variable + "' is not available here: " + unavailable_reason(cpu_target(isa));
     }
+    case Status::kMismatchedStates: return "the states to merge have different temperatures";
     case Status::kDeviceDtype:
       return std::string("dtype ") + dtype_name(call.dtype) +
              " is not supported on CUDA devices: the CUDA kernels compute in float32 (float32, float16 and "
@@ -267,6 +315,10 @@ std::string error_message(Status status, const Call& call) {
     case Status::kDeviceTopkTooLarge:
       return "k = " + std::to_string(call.k) + " is more than the CUDA kernels select (at most " +
              std::to_string(kDeviceMaxTopk) + ")";
+    case Status::kDeviceOperation:
+      return call.mask.data != nullptr
+                 ? std::string("masks (where) are not supported on CUDA devices yet: compute on the CPU")
+                 : std::string(operation_name(call.operation)) + " is not supported on CUDA devices yet: compute on the CPU";
     case Status::kDeviceHostMemory: return "a pointer of the call is not device (or managed) memory";
     case Status::kDeviceError: return "the CUDA runtime failed";
   }

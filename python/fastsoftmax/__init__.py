@@ -62,7 +62,14 @@ __all__ = [
     "kernels",
     "log_softmax",
     "set_num_threads",
+    "STATE_FIELDS",
+    "log_softmax_from_state",
+    "logsumexp",
+    "logsumexp_from_state",
+    "merge_states",
     "softmax",
+    "softmax_from_state",
+    "softmax_state",
     "softmax_topk",
 ]
 
@@ -188,7 +195,7 @@ def cmake_dir() -> str:
 
 def softmax(
     x: Any,
-    axis: int = -1,
+    axis: int | tuple[int, ...] | None = -1,
     *,
     algorithm: str = "auto",
     isa: str = "auto",
@@ -197,6 +204,7 @@ def softmax(
     temperature: float = 1.0,
     dtype: Any = None,
     casting: str = "safe",
+    where: Any = None,
 ) -> Any:
     """Softmax along ``axis``: ``exp(x) / sum(exp(x), axis)``, computed without overflow.
 
@@ -223,8 +231,11 @@ def softmax(
         whether this machine can run them.
         Complex, object and string dtypes raise TypeError. Any strides work; when ``axis`` has
         unit stride (the usual C-contiguous last axis) nothing is copied.
-    axis : int
-        The axis to normalize over; out of range raises ``numpy.exceptions.AxisError``.
+    axis : int, tuple of ints or None
+        The axis to normalize over; out of range raises ``numpy.exceptions.AxisError``. A tuple
+        normalizes over those axes together, and None over every axis (SciPy's convention):
+        adjacent axes whose strides allow it are read as one without a copy; others are moved
+        together first (a copy). Only NumPy arrays (and array_likes) take tuples and None.
     algorithm : str
         One of ``ALGORITHMS``: "auto" (fastest for the row length, see README), "two_pass",
         "three_pass_reload", "three_pass_recompute", "online".
@@ -265,6 +276,13 @@ def softmax(
         How ``out``'s dtype may differ from the result's, by NumPy's names: "safe" (default:
         only to a wider float, e.g. float16 into float32), "same_kind" or "unsafe" (any float:
         float64 into float32 rounds the float64 result), "no" or "equiv" (the same dtype).
+    where : array_like of bool, optional
+        A mask broadcastable to ``x`` (``jax.nn.softmax``'s ``where``): entries where it is False
+        take no part in the normalization and get 0. A row with every entry masked gives 0
+        everywhere, never NaN; a row whose unmasked entries are all -inf gives NaN there (as a
+        row of only -inf does). Read beside ``x`` by the kernels (no copy of ``x``; a row at a
+        time where the mask is strided along ``axis``). Not boolean: TypeError; not
+        broadcastable: ValueError (before anything is written). Not for CUDA device arrays.
 
     Returns
     -------
@@ -282,15 +300,17 @@ def softmax(
     >>> fastsoftmax.softmax(np.float32([1, np.inf, np.inf]))
     array([0. , 0.5, 0.5], dtype=float32)
     """
+    if axis is None or isinstance(axis, tuple):
+        return _over_axes(_core.softmax, x, axis, where, out, algorithm, isa, num_threads, temperature, dtype, casting)
     if type(x) is np.ndarray and (out is None or type(out) is np.ndarray):  # the common case, checked in C++
         name = None if dtype is None else _dtype_name(dtype)
-        return _core.softmax(x, axis, algorithm, isa, out, num_threads, temperature, name, casting)
-    return _rowwise("softmax", x, axis, algorithm, isa, out, num_threads, temperature, dtype, casting)
+        return _core.softmax(x, axis, algorithm, isa, out, num_threads, temperature, name, casting, where)
+    return _rowwise("softmax", x, axis, algorithm, isa, out, num_threads, temperature, dtype, casting, where)
 
 
 def log_softmax(
     x: Any,
-    axis: int = -1,
+    axis: int | tuple[int, ...] | None = -1,
     *,
     algorithm: str = "auto",
     isa: str = "auto",
@@ -299,23 +319,27 @@ def log_softmax(
     temperature: float = 1.0,
     dtype: Any = None,
     casting: str = "safe",
+    where: Any = None,
 ) -> Any:
     """Log-softmax along ``axis``: ``x - log(sum(exp(x), axis))``, computed without overflow.
 
-    Parameters and dtype, ``out``, ``temperature`` (``log_softmax(x / temperature)``), ``dtype``,
-    ``casting`` and error rules are those of :func:`softmax`. A 0-d input gives 0.0. Special values: NaN rows are NaN;
-    in a row with k entries equal to +inf those get -log(k) and the others -inf; all -inf rows
-    are NaN; -inf entries give -inf.
+    Parameters and dtype, ``axis``, ``out``, ``temperature`` (``log_softmax(x / temperature)``),
+    ``dtype``, ``casting``, ``where`` (masked entries give -inf; a fully masked row -inf) and
+    error rules are those of :func:`softmax`. A 0-d input gives 0.0. Special values: NaN rows
+    are NaN; in a row with k entries equal to +inf those get -log(k) and the others -inf; all
+    -inf rows are NaN; -inf entries give -inf.
 
     Examples
     --------
     >>> fastsoftmax.log_softmax([0.0, 0.0, 0.0, 0.0])
     array([-1.38629436, -1.38629436, -1.38629436, -1.38629436])
     """
+    if axis is None or isinstance(axis, tuple):
+        return _over_axes(_core.log_softmax, x, axis, where, out, algorithm, isa, num_threads, temperature, dtype, casting)
     if type(x) is np.ndarray and (out is None or type(out) is np.ndarray):  # the common case, checked in C++
         name = None if dtype is None else _dtype_name(dtype)
-        return _core.log_softmax(x, axis, algorithm, isa, out, num_threads, temperature, name, casting)
-    return _rowwise("log_softmax", x, axis, algorithm, isa, out, num_threads, temperature, dtype, casting)
+        return _core.log_softmax(x, axis, algorithm, isa, out, num_threads, temperature, name, casting, where)
+    return _rowwise("log_softmax", x, axis, algorithm, isa, out, num_threads, temperature, dtype, casting, where)
 
 
 def softmax_topk(
@@ -327,6 +351,7 @@ def softmax_topk(
     sorted: bool = True,
     isa: str = "auto",
     num_threads: int | None = None,
+    where: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` largest probabilities of ``softmax(x / temperature, axis)`` and their indices.
 
@@ -360,6 +385,11 @@ def softmax_topk(
     isa, num_threads
         As for :func:`softmax`: many rows are shared out among threads whole, a few long rows
         are split across them (each thread selects in its slice; the results are merged).
+    where : array_like of bool, optional
+        As for :func:`softmax`: masked entries take no part; they are treated as -inf (each
+        masked row is copied, a row at a time, with them as -inf), so they come after every
+        finite entry, with probability 0. A fully masked row gives probabilities 0 at indices
+        0..k-1.
 
     Returns
     -------
@@ -379,11 +409,13 @@ def softmax_topk(
     array([1, 3])
     """
     if _device.is_device_array(x):
+        if where is not None:
+            raise ValueError("where= is not supported for CUDA device arrays")
         return _device.topk(x, k, axis, temperature, sorted, isa, num_threads)
     if _device.is_foreign_host_array(x):
-        values, indices = _core.softmax_topk(_device.export(x), k, axis, temperature, sorted, isa, num_threads)
+        values, indices = _core.softmax_topk(_device.export(x), k, axis, temperature, sorted, isa, num_threads, where)
         return _device.like(x, values), _device.like(x, indices)
-    return _core.softmax_topk(x, k, axis, temperature, sorted, isa, num_threads)
+    return _core.softmax_topk(x, k, axis, temperature, sorted, isa, num_threads, where)
 
 
 def explain(
@@ -404,7 +436,9 @@ def explain(
     x, axis, algorithm, isa, num_threads, temperature
         As for :func:`softmax`; the call is planned exactly as it would run.
     function : str
-        "softmax" (default), "log_softmax" or "softmax_topk" (then ``k`` is required).
+        "softmax" (default), "log_softmax", "softmax_topk" (then ``k`` is required),
+        "logsumexp", "softmax_state", "softmax_from_state" or "log_softmax_from_state" (along
+        one ``axis``; without ``b`` or ``where``).
     k : int, optional
         For ``function="softmax_topk"``.
 
@@ -451,20 +485,398 @@ def _dtype_name(dtype: Any) -> str:
 
 
 def _rowwise(operation: str, x: Any, axis: Any, algorithm: Any, isa: Any, out: Any, num_threads: Any,
-             temperature: Any, dtype: Any, casting: Any) -> Any:
+             temperature: Any, dtype: Any, casting: Any, where: Any) -> Any:
     """softmax or log_softmax of anything but a NumPy array with a NumPy (or no) out=: device arrays
     go to the CUDA backend; other frameworks' CPU arrays (x or out) are read and written through
     DLPack, without a copy, and the result is of x's type."""
     if _device.is_device_array(x) or _device.is_device_array(out):
-        if dtype is not None:
-            raise ValueError("dtype= is not supported for CUDA device arrays: convert the array first")
+        if dtype is not None or where is not None:
+            raise ValueError("dtype= and where= are not supported for CUDA device arrays")
         return _device.rowwise(operation, x, axis, algorithm, isa, out, num_threads, temperature)
     foreign_x = _device.is_foreign_host_array(x)
     host_x = _device.export(x) if foreign_x else x
     host_out = _device.writable_export(out) if _device.is_foreign_host_array(out) else out
     name = None if dtype is None else _dtype_name(dtype)
     function = _core.softmax if operation == "softmax" else _core.log_softmax
-    result = function(host_x, axis, algorithm, isa, host_out, num_threads, temperature, name, casting)
+    result = function(host_x, axis, algorithm, isa, host_out, num_threads, temperature, name, casting, where)
     if out is not None:
         return out
     return _device.like(x, result) if foreign_x else result
+
+
+# ---- Several axes at once (axis None or a tuple) -------------------------------------------------
+
+
+def _normalize_axes(axis: Any, ndim: int) -> tuple[int, ...]:
+    """axis None (every axis) or a tuple, as sorted non-negative axes (numpy's AxisError, ValueError
+    for repeated axes)."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    normalized = []
+    for a in axes:
+        if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
+            raise TypeError(f"axis must be an int, a tuple of ints or None, got {axis!r}")
+        if not -ndim <= a < max(ndim, 1):
+            raise _AxisError(f"axis {a} is out of bounds for array of dimension {ndim}")
+        normalized.append(int(a) % max(ndim, 1))
+    if len(set(normalized)) != len(normalized):
+        raise ValueError(f"repeated axis in {axis!r}")
+    return tuple(sorted(normalized))
+
+
+_AxisError = getattr(np, "exceptions", np).AxisError
+
+
+class _MergedAxes:
+    """An array's axes `axes` moved last (in order) and read as one: ``merge(a)`` gives the view
+    (or, where the strides do not allow one, a copy) and ``split(y)`` puts a result of the merged
+    shape back in the array's shape and axis order."""
+
+    def __init__(self, shape: tuple[int, ...], axes: tuple[int, ...]):
+        others = [d for d in range(len(shape)) if d not in axes]
+        self.order = others + list(axes)
+        self.moved_shape = tuple(shape[d] for d in self.order)
+        self.merged_shape = self.moved_shape[: len(others)] + (int(np.prod([shape[d] for d in axes], dtype=np.int64)),)
+        self.inverse = list(np.argsort(self.order))
+
+    def merge(self, a: np.ndarray) -> np.ndarray:
+        return a.transpose(self.order).reshape(self.merged_shape)
+
+    def split(self, y: np.ndarray) -> np.ndarray:
+        return y.reshape(self.moved_shape).transpose(self.inverse)
+
+
+def _over_axes(function: Any, x: Any, axis: Any, where: Any, out: Any, algorithm: Any, isa: Any, num_threads: Any,
+               temperature: Any, dtype: Any, casting: Any) -> Any:
+    """softmax or log_softmax over several axes (None: all): the axes merged into one (a view where
+    their strides allow it), the result put back in x's shape (C-contiguous), into out= if given."""
+    if _device.is_device_array(x) or _device.is_foreign_host_array(x):
+        raise TypeError("axis=None or a tuple of axes takes NumPy arrays (and array_likes); pass an int axis for "
+                        "other frameworks' arrays")
+    array = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if array.ndim == 0:
+        array = array.reshape(1)
+    merged = _MergedAxes(array.shape, _normalize_axes(axis, array.ndim))
+    mask = None if where is None else merged.merge(np.broadcast_to(_mask_argument(where), array.shape))
+    name = None if dtype is None else _dtype_name(dtype)
+    result = merged.split(function(merged.merge(array), -1, algorithm, isa, None, num_threads, temperature, name,
+                                   "safe", mask))
+    result = np.ascontiguousarray(result).reshape(np.shape(x))
+    if out is None:
+        return result
+    if not isinstance(out, np.ndarray):
+        raise TypeError("out= with axis=None or a tuple of axes must be a NumPy array")
+    if out.shape != result.shape:
+        raise ValueError(f"out has shape {out.shape}; expected {result.shape}, the shape of x")
+    np.copyto(out, result, casting=casting)
+    return out
+
+
+def _mask_argument(where: Any) -> np.ndarray:
+    """where= as a boolean array (TypeError otherwise)."""
+    mask = np.asarray(where)
+    if mask.dtype != np.bool_:
+        raise TypeError(f"where must be a boolean array (True: the entry takes part), got dtype {mask.dtype}")
+    return mask
+
+
+def _broadcast(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """value broadcast to shape, or ValueError naming the argument."""
+    try:
+        return np.broadcast_to(value, shape)
+    except ValueError:
+        raise ValueError(f"{name} has shape {np.shape(value)}, which does not broadcast to {shape}") from None
+
+
+# ---- logsumexp and the normalizer states ---------------------------------------------------------
+
+STATE_FIELDS: tuple[str, ...] = ("max", "sum", "count", "temperature")
+"""The fields of a normalizer state, in order along a state array's last axis (see softmax_state)."""
+
+
+def logsumexp(
+    a: Any,
+    axis: int | tuple[int, ...] | None = None,
+    b: Any = None,
+    keepdims: bool = False,
+    return_sign: bool = False,
+    *,
+    where: Any = None,
+    temperature: float = 1.0,
+    out: Any = None,
+    isa: str = "auto",
+    num_threads: int | None = None,
+) -> Any:
+    """``log(sum(b * exp(a / temperature), axis))``, computed in one pass and without overflow.
+
+    ``scipy.special.logsumexp``'s meaning for every argument it shares, and more accurate: each
+    row is reduced in one pass (the two-pass algorithm's first pass: sums as (mantissa,
+    exponent) pairs, no maximum pass), and results near 0 keep the terms far below the
+    maximum (``logsumexp(np.float32([0, -40]))`` is 4.248e-18, not 0).
+
+    Parameters
+    ----------
+    a : array_like
+        float32, float64, float16 or bfloat16 (``ml_dtypes``), or integers and bools (as float64).
+    axis : int, tuple of ints or None
+        The axes to reduce; None (default) reduces every axis, as SciPy.
+    b : array_like, optional
+        Scale factors broadcastable to ``a`` (possibly negative: with ``return_sign``, the sign
+        of the sum is returned). Entries with ``b == 0`` take no part. Not broadcastable:
+        ValueError. With ``b`` the rows take the checked path (two passes in extended precision,
+        every ISA alike).
+    keepdims : bool
+        Keep the reduced axes with length 1.
+    return_sign : bool
+        Return ``(result, sign)``: the sign of the sum (1, -1, 0 for a sum of 0, NaN for NaN).
+    where : array_like of bool, optional
+        As for :func:`softmax`: masked entries take no part; a fully masked row gives -inf.
+    temperature : float
+        ``logsumexp(a / temperature)``, the log of the normalizer of ``softmax(a, temperature=
+        temperature)``; finite and > 0.
+    out : numpy.ndarray, optional
+        Where to write the result (its shape, a dtype NumPy's "same_kind" casting allows);
+        checked before anything is written.
+    isa, num_threads
+        As for :func:`softmax`.
+
+    Returns
+    -------
+    result : ndarray or scalar
+        In ``a``'s float dtype (with ``b``: NumPy's promotion of both). A row of only -inf, or
+        an empty one, gives -inf; NaN propagates; +inf gives +inf. Accuracy: within 2 ULP of the
+        correctly rounded result, or 2 ULP of ``max(|result|, 1)`` in absolute terms.
+    sign : ndarray or scalar
+        Only with ``return_sign``.
+
+    Examples
+    --------
+    >>> float(fastsoftmax.logsumexp(np.float32([0, -40])))
+    4.248354...e-18
+    >>> lse, sign = fastsoftmax.logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)
+    >>> round(float(lse), 12), float(sign)
+    (1.541324854613, -1.0)
+    """
+    array = a if isinstance(a, np.ndarray) else np.asarray(a)
+    if array.ndim == 0:
+        array = array.reshape(1)
+    axes = _normalize_axes(axis, array.ndim)
+    merged = _MergedAxes(array.shape, axes)
+    weights = None if b is None else merged.merge(_broadcast("b", np.asarray(b), array.shape))
+    mask = None if where is None else merged.merge(_broadcast("where", _mask_argument(where), array.shape))
+    lse, sign = _core.logsumexp(merged.merge(array), -1, weights, mask, temperature, isa, num_threads)
+    if keepdims:
+        kept = tuple(1 if d in axes else n for d, n in enumerate(array.shape))[: np.ndim(a)]
+        lse, sign = lse.reshape(kept), sign.reshape(kept)
+    if out is not None:
+        if not isinstance(out, np.ndarray):
+            raise TypeError("out must be a numpy.ndarray")
+        if out.shape != lse.shape:
+            raise ValueError(f"out has shape {out.shape}; expected {lse.shape}")
+        np.copyto(out, lse, casting="same_kind")
+        lse = out
+    lse, sign = lse[()] if lse.ndim == 0 else lse, sign[()] if sign.ndim == 0 else sign
+    return (lse, sign) if return_sign else lse
+
+
+def softmax_state(
+    x: Any,
+    axis: int = -1,
+    *,
+    where: Any = None,
+    temperature: float = 1.0,
+    isa: str = "auto",
+    num_threads: int | None = None,
+) -> np.ndarray:
+    """The softmax normalizer of each row (or shard of a row) of ``x`` along ``axis``, mergeable.
+
+    The state of the online-normalizer paper (Milakov & Gimelshein's (m, d) pair), found in one
+    pass over each row. States of the shards of a row, computed anywhere (other processes,
+    machines: they pickle and travel as plain float64 arrays), merge with :func:`merge_states`
+    into the state of the whole row; :func:`softmax_from_state` then gives each shard's part of
+    the softmax, equal to one call on the whole row within the library's bounds and with the
+    same special values.
+
+    Parameters
+    ----------
+    x : array_like
+        As for :func:`softmax`.
+    axis : int
+        The axis of the rows.
+    where : array_like of bool, optional
+        As for :func:`softmax`: masked entries take no part (and are not counted).
+    temperature : float
+        The states of ``softmax(x / temperature)``; kept in the state.
+    isa, num_threads
+        As for :func:`softmax`.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, of ``x``'s shape without ``axis`` and a last axis of length 4, the fields of
+        ``STATE_FIELDS``:
+
+        - ``max``: the largest entry taking part, in ``x``'s units; -inf if none does (an empty
+          or fully masked shard) or all are -inf; NaN if one is NaN; +inf if one is +inf;
+        - ``sum``: ``sum(exp((x - max) / temperature))`` over the entries taking part (>= 1 for a
+          finite max); 0 for max -inf; the number of +inf entries for max +inf; NaN for NaN;
+        - ``count``: how many entries took part;
+        - ``temperature``.
+
+    Examples
+    --------
+    >>> fastsoftmax.softmax_state(np.float32([0.0, 0.0, -np.inf]))
+    array([0., 2., 3., 1.])
+    """
+    return _core.softmax_state(_host(x), axis, where, temperature, isa, num_threads)
+
+
+def merge_states(states: Any, axis: int = 0) -> np.ndarray:
+    """Merge the states of a row's shards (from :func:`softmax_state`) into the row's state.
+
+    Parameters
+    ----------
+    states : array_like or sequence of array_like
+        float64 states, last axis of length 4; a sequence of state arrays of one shape is
+        stacked along a new axis 0.
+    axis : int
+        The axis of the parts to merge (never the last, the fields'). They are merged in index
+        order: the same states in the same order give the same bits (another grouping agrees
+        within rounding). Counts add; a NaN part makes the row NaN; +inf parts share the mass;
+        empty, fully masked or all -inf parts add nothing but their counts.
+
+    Returns
+    -------
+    numpy.ndarray
+        The merged states: ``states``' shape without ``axis``.
+
+    Raises
+    ------
+    ValueError
+        The last axis is not 4 fields, ``axis`` is the last one, or the parts' temperatures differ.
+    TypeError
+        The states are not floating-point.
+
+    Examples
+    --------
+    >>> x = np.float32([1.0, 2.0, 3.0, 4.0])
+    >>> parts = [fastsoftmax.softmax_state(x[:1]), fastsoftmax.softmax_state(x[1:])]
+    >>> np.allclose(fastsoftmax.merge_states(parts), fastsoftmax.softmax_state(x))
+    True
+    """
+    array = np.stack([np.asarray(s) for s in states]) if isinstance(states, (list, tuple)) else np.asarray(states)
+    parts = _state_array(array, "states")
+    if parts.ndim < 2:
+        raise ValueError(f"states has shape {parts.shape}; expected parts along an axis and 4 fields last")
+    along = _normalize_axes(axis, parts.ndim)[0]
+    if along == parts.ndim - 1:
+        raise ValueError("axis must not be the last one: that axis holds the 4 fields of each state")
+    moved = np.moveaxis(parts, along, -2)
+    merged = _core.merge_state_rows(np.ascontiguousarray(moved.reshape(-1, moved.shape[-2], 4)))
+    return merged.reshape(moved.shape[:-2] + (4,))
+
+
+def logsumexp_from_state(state: Any) -> Any:
+    """``log(sum(exp(x / temperature)))`` of the rows whose states these are: ``max /
+    temperature + log(sum)``; -inf for an empty or all -inf row, +inf, NaN.
+
+    Returns a float64 array of the states' shape without the last axis (a scalar for one state).
+
+    >>> float(fastsoftmax.logsumexp_from_state(fastsoftmax.softmax_state(np.float32([0, 0]))))
+    0.693147...
+    """
+    states = _state_array(np.asarray(state), "state")
+    lse = _core.logsumexp_state_rows(np.ascontiguousarray(states.reshape(-1, 4))).reshape(states.shape[:-1])
+    return lse[()] if lse.ndim == 0 else lse
+
+
+def softmax_from_state(
+    x: Any,
+    state: Any,
+    axis: int = -1,
+    *,
+    where: Any = None,
+    out: Any = None,
+    isa: str = "auto",
+    num_threads: int | None = None,
+) -> Any:
+    """The second pass for one shard ``x`` of rows whose merged states are ``state``:
+    ``exp((x - max) / temperature) / sum``, at each state's own temperature.
+
+    Parameters
+    ----------
+    x : array_like
+        The shard, at least one dimension, as for :func:`softmax`.
+    state : numpy.ndarray
+        float64 states (TypeError otherwise) of shape ``x``'s shape without ``axis`` + (4,)
+        (ValueError otherwise): usually :func:`merge_states` of every shard's
+        :func:`softmax_state`.
+    axis : int
+        The axis of the rows.
+    where : array_like of bool, optional
+        The shard's mask, as given to :func:`softmax_state`: masked entries get 0.
+    out : array, optional
+        ``x``'s shape and dtype; may be ``x`` (in place).
+    isa, num_threads
+        As for :func:`softmax`.
+
+    Returns
+    -------
+    array
+        ``x``'s shape and dtype. Special values as one call on the whole row: a NaN max gives
+        NaN; a +inf max gives ``1/sum`` at the +inf entries and 0 elsewhere; a max of -inf with
+        a count > 0 (a row of only -inf) gives NaN; a count of 0 (every entry masked) gives 0.
+
+    Examples
+    --------
+    >>> x = np.float32([1.0, 2.0, 3.0, 4.0])
+    >>> state = fastsoftmax.merge_states([fastsoftmax.softmax_state(x[:2]), fastsoftmax.softmax_state(x[2:])])
+    >>> fastsoftmax.softmax_from_state(x[:2], state)
+    array([0.0320586 , 0.08714432], dtype=float32)
+    """
+    return _from_state(_core.softmax_from_state, x, state, axis, where, out, isa, num_threads)
+
+
+def log_softmax_from_state(
+    x: Any,
+    state: Any,
+    axis: int = -1,
+    *,
+    where: Any = None,
+    out: Any = None,
+    isa: str = "auto",
+    num_threads: int | None = None,
+) -> Any:
+    """The second pass of log_softmax for one shard: ``(x - max) / temperature - log(sum)``.
+
+    As :func:`softmax_from_state`; masked entries (and a fully masked row) give -inf, a +inf
+    max gives ``-log(sum)`` at the +inf entries and -inf elsewhere.
+    """
+    return _from_state(_core.log_softmax_from_state, x, state, axis, where, out, isa, num_threads)
+
+
+def _from_state(function: Any, x: Any, state: Any, axis: Any, where: Any, out: Any, isa: Any,
+                num_threads: Any) -> Any:
+    foreign = _device.is_foreign_host_array(x)
+    result = function(_host(x), state, axis, where, out, isa, num_threads)
+    if out is not None:
+        return out
+    return _device.like(x, result) if foreign else result
+
+
+def _host(x: Any) -> Any:
+    """x as the core takes it: another framework's CPU array as its DLPack capsule (TypeError for
+    device arrays: these operations run on the CPU)."""
+    if _device.is_device_array(x):
+        raise TypeError("this operation runs on the CPU: pass a host array")
+    return _device.export(x) if _device.is_foreign_host_array(x) else x
+
+
+def _state_array(array: np.ndarray, name: str) -> np.ndarray:
+    """States as float64, last axis 4 (TypeError for non-floats, ValueError for the shape)."""
+    if array.dtype.kind != "f":
+        raise TypeError(f"{name} must be a float64 array of normalizer states, got dtype {array.dtype}")
+    if array.ndim == 0 or array.shape[-1] != 4:
+        raise ValueError(f"{name} has shape {array.shape}; expected a last axis of 4 fields {STATE_FIELDS}")
+    return array.astype(np.float64, copy=False)

@@ -296,19 +296,34 @@ void for_each_call(const Prepared& p, Fn&& fn) {
   }
   order.push_back(p.axis);
 
-  // Operand 0 is x, then the outputs; their strides in the moved-axis order.
-  std::vector<const py::array*> operands = {&x};
-  for (const py::array& output : p.outputs) operands.push_back(&output);
+  // Operand 0 is x, then the other inputs, the mask and the outputs (those present), each with
+  // its place in the call; their strides in the moved-axis order.
+  Call call = p.call;
+  std::vector<py::array> operands = {x};
+  std::vector<Operand*> places = {&call.inputs[0]};
+  for (std::size_t i = 0; i < p.inputs.size(); ++i) {
+    if (!p.inputs[i].is_none()) {
+      operands.push_back(p.inputs[i]);
+      places.push_back(&call.inputs[i + 1]);
+    }
+  }
+  if (!p.mask.is_none()) {
+    operands.push_back(p.mask);
+    places.push_back(&call.mask);
+  }
+  for (std::size_t i = 0; i < p.outputs.size(); ++i) {
+    operands.push_back(p.outputs[i]);
+    places.push_back(&call.outputs[i]);
+  }
   const std::size_t count = operands.size();
   std::vector<std::vector<std::ptrdiff_t>> strides(count);
   for (std::size_t o = 0; o < count; ++o) {
-    const std::vector<std::ptrdiff_t> own = element_strides(*operands[o]);
+    const std::vector<std::ptrdiff_t> own = element_strides(operands[o]);
     for (int d : order) strides[o].push_back(own[d]);
   }
   std::vector<std::size_t> shape;
   for (int d : order) shape.push_back(static_cast<std::size_t>(x.shape(d)));
 
-  Call call = p.call;
   call.n = shape[ndim - 1];
   call.rows = ndim >= 2 ? shape[ndim - 2] : 1;
   std::vector<std::ptrdiff_t> row_stride(count, 0);
@@ -332,9 +347,8 @@ void for_each_call(const Prepared& p, Fn&& fn) {
     for (std::size_t o = 0; o < count; ++o) {
       std::ptrdiff_t offset = 0;
       for (int d = 0; d < outer_dims; ++d) offset += static_cast<std::ptrdiff_t>(index[d]) * strides[o][d];
-      const char* base = static_cast<const char*>(operands[o]->data()) + offset * operands[o]->itemsize();
-      Operand& operand = o == 0 ? call.inputs[0] : call.outputs[o - 1];
-      operand = {base, row_stride[o], strides[o][ndim - 1]};
+      const char* base = static_cast<const char*>(operands[o].data()) + offset * operands[o].itemsize();
+      *places[o] = {base, row_stride[o], strides[o][ndim - 1]};
     }
     if (!fn(call)) return;
     // Advance the multi-index over the outer axes, last axis fastest.
@@ -358,8 +372,31 @@ bool nothing_to_compute(const Prepared& p) {
   return p.outputs.empty() || p.x.size() == 0 || p.outputs[0].size() == 0;
 }
 
+py::module_ numpy() { return py::module_::import("numpy"); }
+
+// An array of x's shape without `axis` (one element per row) as a view of x's shape: the axis
+// put back with stride 0. Its elements are written through the view's pointers.
+py::array per_row_view(const py::array& per_row, int axis, const py::array& x) {
+  return numpy().attr("broadcast_to")(numpy().attr("expand_dims")(per_row, axis), x.attr("shape"));
+}
+
+// States of shape S + (4,), float64 with the last axis contiguous, as one 32-byte element per
+// state (the library's NormalizerState), of shape S.
+py::array state_elements(const py::array& states) {
+  const py::dtype state = py::dtype::from_args(py::make_tuple(numpy().attr("void"), 32));
+  py::array elements = states.attr("view")(state);
+  return elements.attr("squeeze")(-1);
+}
+
+std::vector<py::ssize_t> without_axis(const py::array& x, int axis) {
+  std::vector<py::ssize_t> shape = shape_of(x);
+  shape.erase(shape.begin() + axis);
+  return shape;
+}
+
 Prepared prepared_call(Operation operation, const Input& x, const Options& options, int axis) {
   Prepared p;
+  p.inputs.resize(Call::kMaxInputs - 1, py::none());
   p.call.operation = operation;
   p.call.dtype = x.dtype;
   p.call.options = options;
@@ -492,6 +529,108 @@ TopkResult prepare_topk(const Input& x, std::int64_t k, py::handle axis, bool so
   const py::array indices = axis_last_array(py::dtype::of<std::int64_t>(), shape, p.axis);
   p.outputs = {values, indices};
   return {values, indices, p};
+}
+
+void attach_mask(Prepared& p, py::handle where) {
+  if (where.is_none()) return;
+  const py::array mask = numpy().attr("asarray")(where);
+  if (mask.dtype().kind() != 'b') {
+    throw py::type_error("where must be a boolean array (True: the entry takes part), got dtype " +
+                         std::string(py::str(mask.dtype())));
+  }
+  try {
+    p.mask = numpy().attr("broadcast_to")(mask, p.x.attr("shape"));
+  } catch (py::error_already_set& e) {
+    if (!e.matches(PyExc_ValueError)) throw;
+    throw py::value_error("where has shape " + shape_text(shape_of(mask)) + ", which does not broadcast to x's shape " +
+                          shape_text(shape_of(p.x)));
+  }
+}
+
+LogSumExpResult prepare_logsumexp(Input x, py::handle axis, py::handle b, py::handle where, const Options& options) {
+  const int ndim = static_cast<int>(x.array.ndim());
+  const int along = axis_argument(axis, std::max(ndim, 1));
+  py::object weights = py::none();
+  if (!b.is_none()) {
+    const Input given = input_array(b, "logsumexp");
+    // The result's dtype: NumPy's promotion of a's and b's (bfloat16 with float32: float32).
+    const int rank = std::max(float_rank(x.dtype), float_rank(given.dtype));
+    DataType dtype = rank == 2 ? DataType::kFloat64 : rank == 1 ? DataType::kFloat32 : x.dtype;
+    if (rank == 0 && given.dtype != x.dtype) dtype = DataType::kFloat32;  // float16 with bfloat16
+    if (x.dtype != dtype) x = converted(x, dtype, x.from_dlpack);
+    const Input b_values = given.dtype == dtype ? given : converted(given, dtype, given.from_dlpack);
+    try {
+      weights = numpy().attr("broadcast_to")(bits_of(b_values), x.array.attr("shape"));
+    } catch (py::error_already_set& e) {
+      if (!e.matches(PyExc_ValueError)) throw;
+      throw py::value_error("b has shape " + shape_text(shape_of(given.array)) + ", which does not broadcast to a's "
+                            "shape " + shape_text(shape_of(x.array)));
+    }
+    if (ndim == 0) weights = weights.attr("reshape")(1);
+  }
+  Prepared p = prepared_call(Operation::kLogSumExp, x, options, along);
+  p.inputs[0] = weights;
+  attach_mask(p, where);
+  const py::dtype storage = x.array.dtype();
+  const std::vector<py::ssize_t> shape = without_axis(p.x, p.axis);
+  py::array lse(storage, shape), sign(storage, shape);
+  p.outputs = {per_row_view(bits_of({lse, x.dtype}), p.axis, p.x), per_row_view(bits_of({sign, x.dtype}), p.axis, p.x)};
+  if (p.x.shape(p.axis) == 0) {  // empty rows: log(0) = -inf, sign 0 (SciPy's)
+    lse.attr("fill")(-INFINITY);
+    sign.attr("fill")(0);
+  }
+  return {lse, sign, p};
+}
+
+StatesResult prepare_states(const Input& x, py::handle axis, py::handle where, const Options& options) {
+  const int ndim = static_cast<int>(x.array.ndim());
+  Prepared p = prepared_call(Operation::kSoftmaxState, x, options, axis_argument(axis, std::max(ndim, 1)));
+  attach_mask(p, where);
+  std::vector<py::ssize_t> shape = without_axis(p.x, p.axis);
+  shape.push_back(4);
+  py::array_t<double> states(shape);
+  p.outputs = {per_row_view(state_elements(states), p.axis, p.x)};
+  if (p.x.shape(p.axis) == 0) {  // empty rows: the empty state
+    states.attr("__setitem__")(py::ellipsis(), py::make_tuple(-INFINITY, 0.0, 0.0, options.temperature));
+  }
+  return {states, p};
+}
+
+FromStateResult prepare_from_state(Operation operation, const Input& x, py::handle states, py::handle axis,
+                                   py::handle where, py::handle out, const Options& options) {
+  const int ndim = static_cast<int>(x.array.ndim());
+  if (ndim == 0) throw py::value_error(std::string(operation_name(operation)) + " needs x of at least one dimension");
+  Prepared p = prepared_call(operation, x, options, axis_argument(axis, ndim));
+  const py::array given = numpy().attr("asarray")(states);
+  if (!same_dtype(given.dtype(), py::dtype::of<double>())) {
+    throw py::type_error("state must be a float64 array (softmax_state's), got dtype " +
+                         std::string(py::str(given.dtype())));
+  }
+  std::vector<py::ssize_t> expected = without_axis(p.x, p.axis);
+  expected.push_back(4);
+  if (shape_of(given) != expected) {
+    throw py::value_error("state has shape " + shape_text(shape_of(given)) + "; expected " + shape_text(expected) +
+                          ": x's shape without axis, then the 4 fields of a state");
+  }
+  const py::array contiguous = numpy().attr("ascontiguousarray")(given);
+  p.inputs[0] = per_row_view(state_elements(contiguous), p.axis, p.x);
+  attach_mask(p, where);
+  py::array y;
+  if (out.is_none()) {
+    y = py::array(x.array.dtype(), shape_of(x.array));
+  } else {
+    const Input o = out_array(out, shape_of(x.array));
+    if (o.dtype != x.dtype) {
+      throw py::type_error(std::string("out has dtype ") + dtype_name(o.dtype) + "; expected " + dtype_name(x.dtype) +
+                           ", x's");
+    }
+    if (may_share_memory(p.x, o.array) && !same_view(p.x, o.array)) {
+      throw py::value_error("out overlaps x without being x (in place)");
+    }
+    y = o.array;
+  }
+  p.outputs = {y};
+  return {y, p};
 }
 
 void run(const Prepared& p) {

@@ -39,13 +39,46 @@ Casting casting_argument(py::handle casting);
 bool dtype_argument(py::handle dtype, DataType* element);
 
 // An N-d operation along one axis, ready to run: the library call's fixed part (operation, dtype,
-// options, k, sorted) and the arrays it reads and writes.
+// options, k, sorted) and the arrays it reads and writes. Every array but x has x's shape: operands
+// with one element per row (logsumexp's results, states) are views with the axis put back at
+// stride 0 (per_row_view).
 struct Prepared {
   Call call;
   py::array x;                     // at least one dimension
+  std::vector<py::object> inputs;  // the operation's inputs after x (b, states) as arrays; None: absent
+  py::object mask = py::none();    // where=, an array broadcast to x's shape; None: no mask
   std::vector<py::array> outputs;  // where the kernels write, in the operation's operand order
   int axis;
 };
+
+// where=: a boolean array broadcastable to x's shape, attached to the prepared call (TypeError if
+// not boolean, ValueError if not broadcastable); None attaches nothing.
+void attach_mask(Prepared& p, py::handle where);
+
+// logsumexp of x along `axis` (b: None or an array broadcastable to x, converted to the result's
+// dtype): (lse, sign), arrays of x's shape without `axis`, and the call that writes them.
+struct LogSumExpResult {
+  py::array lse;
+  py::array sign;
+  Prepared prepared;
+};
+LogSumExpResult prepare_logsumexp(Input x, py::handle axis, py::handle b, py::handle where, const Options& options);
+
+// softmax_state: float64 states of shape (x's shape without `axis`) + (4,), and the call.
+struct StatesResult {
+  py::array states;
+  Prepared prepared;
+};
+StatesResult prepare_states(const Input& x, py::handle axis, py::handle where, const Options& options);
+
+// softmax_from_state / log_softmax_from_state: y of x's shape (or out=, of x's shape and dtype),
+// from states of shape (x's shape without `axis`) + (4,), float64.
+struct FromStateResult {
+  py::array y;
+  Prepared prepared;
+};
+FromStateResult prepare_from_state(Operation operation, const Input& x, py::handle states, py::handle axis,
+                                   py::handle where, py::handle out, const Options& options);
 
 // softmax or log_softmax of x along `axis`: the result (out, or a new C-contiguous array of x's
 // shape), and where the kernels write (the result itself, or a temporary when out overlaps x

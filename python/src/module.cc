@@ -107,29 +107,84 @@ py::object common_rowwise(Operation operation, py::handle x, py::handle axis, py
 
 py::object rowwise(Operation operation, py::handle x, py::handle axis, py::handle algorithm, py::handle isa,
                    py::handle out, py::handle num_threads, py::handle temperature, py::handle dtype,
-                   py::handle casting) {
+                   py::handle casting, py::handle where) {
   const Options options = options_of(algorithm, isa, num_threads, temperature);
   const Casting cast = casting_argument(casting);
   DataType element = DataType::kFloat32;
   const bool has_dtype = dtype_argument(dtype, &element);
-  if (!has_dtype) {
+  if (!has_dtype && where.is_none()) {
     if (py::object common = common_rowwise(operation, x, axis, out, options)) return common;
   }
-  const RowwiseResult call = prepare_rowwise(operation, input_array(x, operation_name(operation)), axis, out, options,
-                                             has_dtype, element, cast);
+  RowwiseResult call = prepare_rowwise(operation, input_array(x, operation_name(operation)), axis, out, options,
+                                       has_dtype, element, cast);
+  attach_mask(call.prepared, where);
   run(call.prepared);
   finish_rowwise(call);
   return call.result;
 }
 
 py::tuple topk(py::handle x, py::handle k, py::handle axis, py::handle temperature, py::handle sorted,
-                       py::handle isa, py::handle num_threads) {
+               py::handle isa, py::handle num_threads, py::handle where) {
   const Options options = options_of(py::str("auto"), isa, num_threads, temperature);
-  const TopkResult call =
-      prepare_topk(input_array(x, "softmax_topk"), k_argument(k), axis, sorted_argument(sorted), options);
+  TopkResult call = prepare_topk(input_array(x, "softmax_topk"), k_argument(k), axis, sorted_argument(sorted), options);
+  attach_mask(call.prepared, where);
   run(call.prepared);
   return py::make_tuple(call.values, call.indices);
 }
+
+py::tuple logsumexp_rows(py::handle x, py::handle axis, py::handle b, py::handle where, py::handle temperature,
+                    py::handle isa, py::handle num_threads) {
+  const Options options = options_of(py::str("auto"), isa, num_threads, temperature);
+  const LogSumExpResult call = prepare_logsumexp(input_array(x, "logsumexp"), axis, b, where, options);
+  run(call.prepared);
+  return py::make_tuple(call.lse, call.sign);
+}
+
+py::array softmax_state_rows(py::handle x, py::handle axis, py::handle where, py::handle temperature, py::handle isa,
+                        py::handle num_threads) {
+  const Options options = options_of(py::str("auto"), isa, num_threads, temperature);
+  const StatesResult call = prepare_states(input_array(x, "softmax_state"), axis, where, options);
+  run(call.prepared);
+  return call.states;
+}
+
+py::array from_state(Operation operation, py::handle x, py::handle states, py::handle axis, py::handle where,
+                     py::handle out, py::handle isa, py::handle num_threads) {
+  const Options options = options_of(py::str("auto"), isa, num_threads, py::float_(1.0));
+  const FromStateResult call =
+      prepare_from_state(operation, input_array(x, operation_name(operation)), states, axis, where, out, options);
+  run(call.prepared);
+  return call.y;
+}
+
+// merge_states over parts (rows, parts, 4) -> (rows, 4), and logsumexp_from_state (rows, 4) ->
+// (rows,): C-contiguous float64 arrays, shaped by the package.
+py::array_t<double> merge_state_rows(const py::array_t<double, py::array::c_style>& parts) {
+  if (parts.ndim() != 3 || parts.shape(2) != 4) throw py::value_error("expected states of shape (rows, parts, 4)");
+  const auto rows = static_cast<std::size_t>(parts.shape(0)), count = static_cast<std::size_t>(parts.shape(1));
+  py::array_t<double> merged(std::vector<py::ssize_t>{parts.shape(0), 4});
+  const auto* in = reinterpret_cast<const NormalizerState*>(parts.data());
+  auto* out = reinterpret_cast<NormalizerState*>(merged.mutable_data());
+  for (std::size_t r = 0; r < rows; ++r) {
+    const Status status = merge_states(in + r * count, count, out + r);
+    if (status == Status::kMismatchedStates) {
+      throw py::value_error("the states to merge have different temperatures (field 3); merge only states "
+                            "computed at one temperature");
+    }
+    if (status != Status::kOk) throw py::value_error(status_message(status));
+  }
+  return merged;
+}
+py::array_t<double> logsumexp_state_rows(const py::array_t<double, py::array::c_style>& states) {
+  if (states.ndim() != 2 || states.shape(1) != 4) throw py::value_error("expected states of shape (rows, 4)");
+  py::array_t<double> lse(std::vector<py::ssize_t>{states.shape(0)});
+  const auto* in = reinterpret_cast<const NormalizerState*>(states.data());
+  double* out = lse.mutable_data();
+  for (py::ssize_t r = 0; r < states.shape(0); ++r) out[r] = logsumexp_from_state(in[r]);
+  return lse;
+}
+
+std::vector<py::ssize_t> shape_without_axis(const py::array& x, py::handle axis);
 
 Explanation explain_call(py::handle x, py::handle axis, const std::string& function, py::handle k,
                          py::handle algorithm, py::handle isa, py::handle num_threads, py::handle temperature) {
@@ -138,17 +193,42 @@ Explanation explain_call(py::handle x, py::handle axis, const std::string& funct
     if (k.is_none()) throw py::type_error("explain(function='softmax_topk') needs k");
     return explain(prepare_topk(input_array(x, "softmax_topk"), k_argument(k), axis, true, options).prepared);
   }
+  if (function == "logsumexp") {
+    return explain(prepare_logsumexp(input_array(x, "logsumexp"), axis, py::none(), py::none(), options).prepared);
+  }
+  if (function == "softmax_state") {
+    return explain(prepare_states(input_array(x, "softmax_state"), axis, py::none(), options).prepared);
+  }
+  if (function == "softmax_from_state" || function == "log_softmax_from_state") {
+    const Operation operation =
+        function == "softmax_from_state" ? Operation::kSoftmaxFromState : Operation::kLogSoftmaxFromState;
+    // The plan does not depend on the states' values: any states of the right shape.
+    const Input input = input_array(x, function.c_str());
+    py::array_t<double> states(shape_without_axis(input.array, axis));
+    return explain(prepare_from_state(operation, input, states, axis, py::none(), py::none(), options).prepared);
+  }
   Operation operation;
   if (function == "softmax") {
     operation = Operation::kSoftmax;
   } else if (function == "log_softmax") {
     operation = Operation::kLogSoftmax;
   } else {
-    throw py::value_error("unknown function '" + function + "'; expected softmax, log_softmax or softmax_topk");
+    throw py::value_error("unknown function '" + function + "'; expected softmax, log_softmax, softmax_topk, "
+                          "logsumexp, softmax_state, softmax_from_state or log_softmax_from_state");
   }
   return explain(prepare_rowwise(operation, input_array(x, function.c_str()), axis, py::none(), options, false,
                                  DataType::kFloat32, Casting::kSafe)
                      .prepared);
+}
+
+// The shape of the states of x's rows along `axis`: x's shape without it, then 4 fields.
+std::vector<py::ssize_t> shape_without_axis(const py::array& x, py::handle axis) {
+  const int ndim = static_cast<int>(x.ndim());
+  const int along = axis_argument(axis, std::max(ndim, 1));
+  std::vector<py::ssize_t> shape(x.shape(), x.shape() + ndim);
+  if (ndim > 0) shape.erase(shape.begin() + along);
+  shape.push_back(4);
+  return shape;
 }
 
 std::vector<std::string> names_of(const std::vector<Isa>& isas) {
@@ -166,17 +246,41 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("softmax",
         [](py::handle x, py::handle axis, py::handle algorithm, py::handle isa, py::handle out, py::handle threads,
-           py::handle temperature, py::handle dtype, py::handle casting) {
-          return rowwise(Operation::kSoftmax, x, axis, algorithm, isa, out, threads, temperature, dtype, casting);
+           py::handle temperature, py::handle dtype, py::handle casting, py::handle where) {
+          return rowwise(Operation::kSoftmax, x, axis, algorithm, isa, out, threads, temperature, dtype, casting,
+                         where);
         },
-        "fastsoftmax.softmax with every argument given positionally.");
+        "fastsoftmax.softmax with every argument given positionally.", py::arg("x"), py::arg("axis"),
+        py::arg("algorithm"), py::arg("isa"), py::arg("out"), py::arg("num_threads"), py::arg("temperature"),
+        py::arg("dtype"), py::arg("casting"), py::arg("where") = py::none());
   m.def("log_softmax",
         [](py::handle x, py::handle axis, py::handle algorithm, py::handle isa, py::handle out, py::handle threads,
-           py::handle temperature, py::handle dtype, py::handle casting) {
-          return rowwise(Operation::kLogSoftmax, x, axis, algorithm, isa, out, threads, temperature, dtype, casting);
+           py::handle temperature, py::handle dtype, py::handle casting, py::handle where) {
+          return rowwise(Operation::kLogSoftmax, x, axis, algorithm, isa, out, threads, temperature, dtype, casting,
+                         where);
         },
-        "fastsoftmax.log_softmax with every argument given positionally.");
-  m.def("softmax_topk", &topk, "fastsoftmax.softmax_topk with every argument given positionally.");
+        "fastsoftmax.log_softmax with every argument given positionally.", py::arg("x"), py::arg("axis"),
+        py::arg("algorithm"), py::arg("isa"), py::arg("out"), py::arg("num_threads"), py::arg("temperature"),
+        py::arg("dtype"), py::arg("casting"), py::arg("where") = py::none());
+  m.def("softmax_topk", &topk, "fastsoftmax.softmax_topk with every argument given positionally.", py::arg("x"),
+        py::arg("k"), py::arg("axis"), py::arg("temperature"), py::arg("sorted"), py::arg("isa"),
+        py::arg("num_threads"), py::arg("where") = py::none());
+  m.def("logsumexp", &logsumexp_rows, "fastsoftmax.logsumexp along one axis, every argument positional: (lse, sign).");
+  m.def("softmax_state", &softmax_state_rows, "fastsoftmax.softmax_state with every argument given positionally.");
+  m.def("softmax_from_state",
+        [](py::handle x, py::handle states, py::handle axis, py::handle where, py::handle out, py::handle isa,
+           py::handle threads) {
+          return from_state(Operation::kSoftmaxFromState, x, states, axis, where, out, isa, threads);
+        },
+        "fastsoftmax.softmax_from_state with every argument given positionally.");
+  m.def("log_softmax_from_state",
+        [](py::handle x, py::handle states, py::handle axis, py::handle where, py::handle out, py::handle isa,
+           py::handle threads) {
+          return from_state(Operation::kLogSoftmaxFromState, x, states, axis, where, out, isa, threads);
+        },
+        "fastsoftmax.log_softmax_from_state with every argument given positionally.");
+  m.def("merge_state_rows", &merge_state_rows, "merge_states over (rows, parts, 4) float64 states.");
+  m.def("logsumexp_state_rows", &logsumexp_state_rows, "logsumexp_from_state over (rows, 4) float64 states.");
   m.def("explain", &explain_call, "fastsoftmax.explain with every argument given positionally.");
 
   py::class_<Explanation>(m, "Explanation", "What a call would run, and why (fastsoftmax.explain).")

@@ -1,11 +1,13 @@
-// fastsoftmax: softmax, log-softmax and fused softmax + top-k over rows, with four selectable
-// algorithms and runtime-selected implementations (scalar, AVX2+FMA, AVX-512, AVX-512 + BF16).
+// fastsoftmax: softmax, log-softmax, logsumexp, fused softmax + top-k and mergeable normalizer
+// states over rows, with four selectable algorithms and runtime-selected implementations (scalar,
+// AVX2+FMA, AVX-512, AVX-512 + BF16).
 //
 // Two ways to call it:
-//   - the typed functions (softmax, log_softmax, softmax_topk over float, double, Float16 and
-//     BFloat16 rows described by a RowLayout), and
-//   - the generic Call (any operation, any element type, one Operand per input and output),
-//     which run() executes and explain() describes without running.
+//   - the typed functions (softmax, log_softmax, logsumexp, softmax_topk, softmax_state and the
+//     second passes from a state, over float, double, Float16 and BFloat16 rows described by a
+//     RowLayout), and
+//   - the generic Call (any operation, any element type, one Operand per input and output, and an
+//     optional mask), which run() executes and explain() describes without running.
 // Both go through the same validation and planning (docs/architecture.md). Errors are reported
 // through the returned Status; explain() says in words what is wrong. No function throws or aborts.
 //
@@ -49,10 +51,17 @@ enum class Isa {
 };
 
 // What a call computes. Each operation has a fixed list of operands (Call::inputs, outputs).
+// Operands marked optional may have null data (see each).
 enum class Operation {
   kSoftmax,      // inputs {x}; outputs {y}: n elements per row, y = softmax(x / temperature)
   kLogSoftmax,   // inputs {x}; outputs {y}: n elements per row, y = log_softmax(x / temperature)
   kSoftmaxTopk,  // inputs {x}; outputs {values, indices}: k per row (indices are int64)
+  // inputs {x, b (optional: null = all ones; x's dtype)}; outputs {lse, sign (optional)}: one
+  // element per row, lse = log|sum_i b_i exp(x_i / temperature)|, sign = the sign of the sum.
+  kLogSumExp,
+  kSoftmaxState,         // inputs {x}; outputs {states}: one NormalizerState per row
+  kSoftmaxFromState,     // inputs {x, states (one NormalizerState per row)}; outputs {y}: n per row
+  kLogSoftmaxFromState,  // inputs {x, states}; outputs {y}: n per row
 };
 
 // The element type of x and of the floating-point outputs.
@@ -81,6 +90,8 @@ enum class [[nodiscard]] Status {
   kNullPointer,          // an input or output pointer is null (with rows and n both > 0)
   kOutputOverlapsItself,  // an output's strides put several results on one element (a stride of 0, or rows that overlap)
   kOverlappingMemory,    // an output shares memory with x (other than exactly in place) or another output
+  // merge_states:
+  kMismatchedStates,     // the parts have different temperatures
   // The implementation asked for:
   kIsaNotCompiled,       // CpuOptions::isa names a target this build does not contain
   kIsaNotSupported,      // CpuOptions::isa names a target this CPU (or OS) cannot run
@@ -89,6 +100,7 @@ enum class [[nodiscard]] Status {
   kDeviceDtype,          // float64 on the device (the CUDA kernels compute in float32)
   kDeviceElementStride,  // a row's elements are not adjacent in device memory
   kDeviceTopkTooLarge,   // k above the CUDA kernels' capacity (cuda::kMaxTopk)
+  kDeviceOperation,      // an operation, or a mask, the CUDA backend does not run (logsumexp, states)
   kDeviceHostMemory,     // a pointer of a device call is not device (or managed) memory
   kDeviceError,          // the CUDA runtime failed (fastsoftmax::cuda::last_error() says how)
 };
@@ -228,6 +240,80 @@ Status softmax_topk(const T* x, T* values, std::int64_t* indices, std::size_t n,
   return softmax_topk(x, values, indices, layout, k, sorted, options);
 }
 
+// ---- logsumexp and mergeable normalizer states ---------------------------------------------------
+
+// out[r * layout.y_row_stride] = log(sum_i exp(x_i / temperature)) over row r (layout.y_stride is
+// not used), in one pass over the row. Within 2 ULP of the correctly rounded result (or 2 ULP of
+// max(|result|, 1) in absolute terms); results near 0 are found accurately (logsumexp({0, -40})
+// is 4.25e-18, not 0). A row of only -inf, or an empty one, gives -inf; NaN anywhere gives NaN;
+// +inf (and no NaN) gives +inf. Weights b and masks: the generic Call (Operation::kLogSumExp).
+Status logsumexp(const float* x, float* out, const RowLayout& layout, const Options& options = {});
+Status logsumexp(const double* x, double* out, const RowLayout& layout, const Options& options = {});
+Status logsumexp(const Float16* x, Float16* out, const RowLayout& layout, const Options& options = {});
+Status logsumexp(const BFloat16* x, BFloat16* out, const RowLayout& layout, const Options& options = {});
+
+// The softmax normalizer of a row, or of one shard of a row (Milakov & Gimelshein's (m, d) pair),
+// in a plain layout that can be sent anywhere (32 bytes: four doubles). States of the shards of
+// a row merge associatively (merge_states) into the state of the whole row; the second pass of
+// each shard (softmax_from_state) then gives the same results as one call on the whole row.
+//   - max: the largest entry that takes part, in x's units (not divided by the temperature);
+//     -inf when no entry takes part (an empty shard, every entry masked) or all are -inf; NaN if
+//     one is NaN; +inf if one is +inf (and none is NaN);
+//   - sum: sum_i exp((x_i - max) / temperature) over the entries taking part: >= 1 when max is
+//     finite; 0 when max is -inf; the number of +inf entries when max is +inf; NaN with max NaN;
+//   - count: how many entries took part (masked entries do not), an integer;
+//   - temperature: the temperature the state was computed at (merged states must share it).
+struct NormalizerState {
+  double max;
+  double sum;
+  double count;
+  double temperature;
+};
+
+// states[r * layout.y_row_stride] = the state of row r of x (layout.y_stride is not used), in
+// one pass over the row.
+Status softmax_state(const float* x, NormalizerState* states, const RowLayout& layout, const Options& options = {});
+Status softmax_state(const double* x, NormalizerState* states, const RowLayout& layout, const Options& options = {});
+Status softmax_state(const Float16* x, NormalizerState* states, const RowLayout& layout,
+                     const Options& options = {});
+Status softmax_state(const BFloat16* x, NormalizerState* states, const RowLayout& layout,
+                     const Options& options = {});
+
+// Merges `count` states of one row's shards, in index order (the same parts in the same order
+// give the same bits), into *merged: counts add; a NaN max gives (NaN, NaN); else the largest max
+// M, with sum = the +inf parts' sums for M = +inf, 0 for M = -inf, otherwise
+// sum_j sum_j * exp((max_j - M) / temperature), computed in extended precision. count = 0
+// gives the empty state (-inf, 0, 0, 1). kMismatchedStates if the temperatures differ.
+Status merge_states(const NormalizerState* parts, std::size_t count, NormalizerState* merged);
+
+// log(sum_i exp(x_i / temperature)) of the row whose (merged) state this is: max / temperature +
+// log(sum); -inf for max -inf, +inf for +inf, NaN for NaN.
+double logsumexp_from_state(const NormalizerState& state);
+
+// The second pass for one shard x of a row whose merged state is states[r * layout.y_row_stride]
+// (layout.y_* give y's layout, as for softmax; the states' row stride is the y row stride too):
+// y = exp((x - max) / temperature) / sum (log: (x - max) / temperature - log(sum)), at each
+// state's own temperature (options.temperature is not used). Special values as one call on the
+// whole row: max NaN gives NaN; +inf gives 1/sum at the +inf entries and 0 elsewhere (log:
+// -log(sum), -inf); max -inf with count > 0 (a row of only -inf) gives NaN; count 0 gives 0
+// (log: -inf). A state whose temperature is not finite and > 0 gives NaN.
+Status softmax_from_state(const float* x, const NormalizerState* states, float* y, const RowLayout& layout,
+                          const Options& options = {});
+Status softmax_from_state(const double* x, const NormalizerState* states, double* y, const RowLayout& layout,
+                          const Options& options = {});
+Status softmax_from_state(const Float16* x, const NormalizerState* states, Float16* y, const RowLayout& layout,
+                          const Options& options = {});
+Status softmax_from_state(const BFloat16* x, const NormalizerState* states, BFloat16* y, const RowLayout& layout,
+                          const Options& options = {});
+Status log_softmax_from_state(const float* x, const NormalizerState* states, float* y, const RowLayout& layout,
+                              const Options& options = {});
+Status log_softmax_from_state(const double* x, const NormalizerState* states, double* y, const RowLayout& layout,
+                              const Options& options = {});
+Status log_softmax_from_state(const Float16* x, const NormalizerState* states, Float16* y,
+                              const RowLayout& layout, const Options& options = {});
+Status log_softmax_from_state(const BFloat16* x, const NormalizerState* states, BFloat16* y,
+                              const RowLayout& layout, const Options& options = {});
+
 // ---- Conversions of the 16-bit types --------------------------------------------------------
 
 // float to float16 / bfloat16, rounded to nearest even (as the kernels store them): values beyond
@@ -241,7 +327,7 @@ float to_float(BFloat16 value);
 // ---- The generic call -------------------------------------------------------------------------
 
 // One operand of a row-wise call: row r, element i at data + (r * row_stride + i * stride)
-// elements of the operand's type (strides may be negative). Outputs with one element per row
+// elements of the operand's type (strides may be negative). Operands with one element per row
 // ignore `stride`.
 struct Operand {
   const void* data = nullptr;  // inputs are read only; outputs are written through it
@@ -253,8 +339,15 @@ struct Operand {
 // the operands in the order of Operation's comments, the operation's parameters and the options.
 // An output may be its input exactly (same data, same strides: in place); any other overlap of
 // the memory two operands span, outputs included, is refused (kOverlappingMemory).
+//
+// mask (every operation; data null: none): one byte per element of x, laid out as x's elements
+// (strides in bytes), as jax.nn.softmax's `where`: entries whose byte is 0 take no part. They get
+// 0 (log_softmax: -inf) and are never among softmax_topk's results ahead of an unmasked entry; a
+// row with every entry masked gives 0 everywhere (log_softmax -inf, logsumexp -inf, its state
+// count 0), never NaN. A row whose unmasked entries are all -inf gives NaN there, as a row of
+// only -inf does.
 struct Call {
-  static constexpr int kMaxInputs = 1;
+  static constexpr int kMaxInputs = 2;
   static constexpr int kMaxOutputs = 2;
 
   Operation operation = Operation::kSoftmax;
@@ -263,6 +356,7 @@ struct Call {
   std::size_t n = 0;
   Operand inputs[kMaxInputs];
   Operand outputs[kMaxOutputs];
+  Operand mask;
   std::int64_t k = 0;  // kSoftmaxTopk: results per row, 1 <= k <= n
   bool sorted = true;  // kSoftmaxTopk: results in order (see softmax_topk)
   Options options;
@@ -292,7 +386,8 @@ Explanation explain(const Call& call);
 
 // Lower-case names as used by the Python API and FASTSOFTMAX_ISA: "auto", "scalar", "avx2",
 // "avx512", "avx512_bf16"; "auto", "two_pass", "three_pass_reload", "three_pass_recompute",
-// "online"; "softmax", "log_softmax", "softmax_topk"; "float32", "float64", "float16", "bfloat16".
+// "online"; "softmax", "log_softmax", "softmax_topk", "logsumexp", "softmax_state",
+// "softmax_from_state", "log_softmax_from_state"; "float32", "float64", "float16", "bfloat16".
 const char* isa_name(Isa isa);
 const char* algorithm_name(Algorithm algorithm);
 const char* operation_name(Operation operation);

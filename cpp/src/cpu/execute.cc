@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cpu/checked.h"
+#include "cpu/targets.h"
 #include "cpu/normalizer.h"
 #include "cpu/thread_pool.h"
 #include "cpu/threads.h"
@@ -283,6 +284,31 @@ void run_short_rows(const Call& call, const Plan& plan, const ColumnPasses& pass
   });
 }
 
+// ---- Masks ----------------------------------------------------------------------------------
+
+// Row r's mask bytes (null: no mask), contiguous.
+const std::uint8_t* mask_row(const Call& call, std::size_t r, std::vector<std::uint8_t>& gathered) {
+  const Operand& mask = call.mask;
+  if (mask.data == nullptr) return nullptr;
+  const std::uint8_t* row = row_of<const std::uint8_t>(mask, r);
+  return mask.stride == 1 ? row : gather(call.n, row, mask.stride, gathered);
+}
+
+std::size_t count_taking_part(std::size_t n, const std::uint8_t* mask) {
+  if (mask == nullptr) return n;
+  return static_cast<std::size_t>(std::count_if(mask, mask + n, [](std::uint8_t m) { return m != 0; }));
+}
+
+// A row's elements `stride` apart copied into `row` with the masked ones as -inf (softmax_topk's
+// masked rows: they then rank after every finite entry and get probability 0).
+template <class T>
+T* masked_copy(std::size_t n, const T* x, std::ptrdiff_t stride, const std::uint8_t* mask, std::vector<T>& row) {
+  const T masked = narrow<T>(-std::numeric_limits<double>::infinity());
+  row.resize(n);
+  for (std::size_t i = 0; i < n; ++i) row[i] = mask[i] != 0 ? x[static_cast<std::ptrdiff_t>(i) * stride] : masked;
+  return row.data();
+}
+
 // ---- softmax_topk ----------------------------------------------------------------------------
 
 // Where one row's k results go.
@@ -390,9 +416,21 @@ struct TopkRowsJob {
   void run(std::size_t begin, std::size_t end) const {
     const Operand& x = call.inputs[0];
     TopkScratch<T> scratch(static_cast<std::size_t>(call.k));
+    std::vector<std::uint8_t> gathered_mask;
     for (std::size_t r = begin; r < end; ++r) {
       const T* row = row_of<const T>(x, r);
-      if (x.stride != 1) row = gather(call.n, row, x.stride, scratch.gathered);
+      const std::uint8_t* mask = mask_row(call, r, gathered_mask);
+      if (mask != nullptr) {
+        row = masked_copy(call.n, row, x.stride, mask, scratch.gathered);
+        if (count_taking_part(call.n, mask) == 0) {  // nothing to choose from: probabilities 0
+          for (std::size_t j = 0; j < static_cast<std::size_t>(call.k); ++j) {
+            topk_out<T>(call, r).set(j, narrow<T>(0.0), static_cast<std::int64_t>(j));
+          }
+          continue;
+        }
+      } else if (x.stride != 1) {
+        row = gather(call.n, row, x.stride, scratch.gathered);
+      }
       topk_row(call, kernel, call.n, row, t, scratch, topk_out<T>(call, r));
     }
   }
@@ -485,12 +523,210 @@ void run_short_topk_rows(const Call& call, const Plan& plan, const ColumnPasses&
   });
 }
 
+
+// ---- logsumexp, states, masked rows and the second passes from a state ----------------------
+
+// One row's operands, contiguous: x (and the mask, and b) read in place when their elements are
+// adjacent, else gathered; y written in place when adjacent, else into a row scattered after.
+template <class T>
+struct RowScratch {
+  std::vector<T> x, y, b;
+  std::vector<std::uint8_t> mask;
+};
+
+
+// What the state operations do with one row, by the kernels of one element type: reduce it to
+// its state (the checked path where the kernel's normalizer is not a fast one), write from a
+// state (the checked path for special states; the scalar kernels for temperatures the SIMD ones
+// do not fold).
+template <class T>
+struct StatePasses {
+  using C = ComputeOf<T>;
+  const RowKernels<T>& kernels;
+  const RowKernels<T>& scalar;
+  bool simd;  // `kernels` are a SIMD target's (the fast range and temperature range apply)
+
+  RowState<C> reduce(std::size_t n, const T* x, const std::uint8_t* mask, Temperature t, bool count) const {
+    // (One-element rows take the checked pass, whose softmax of them is exactly 1.)
+    if (n == 1) return checked_state(n, x, mask, t);
+    const Normalizer<C> total = kernels.reduce(n, x, mask, t);
+    if (!fast_normalizer(total)) return checked_state(n, x, mask, t);
+    return {total.max, sum_below_max(total, t), static_cast<double>(count ? count_taking_part(n, mask) : 0)};
+  }
+  void write(std::size_t n, const T* x, const std::uint8_t* mask, T* y, const RowState<C>& state, Temperature t,
+             bool log) const {
+    const bool temperature_ok = t.value > 0 && std::isfinite(t.value);
+    const bool fast_state = std::isfinite(state.max) && std::isfinite(state.sum) && state.sum > 0 && temperature_ok;
+    if (!fast_state) return checked_from_state(n, x, mask, y, state, t, log);
+    const bool simd_temperature = t.value >= kSimdMinTemperature && t.value <= kSimdMaxTemperature;
+    const RowKernels<T>& k = simd && simd_temperature ? kernels : scalar;
+    if (&k == &kernels && simd && !fast_row_max(static_cast<float>(state.max), t)) {
+      return checked_from_state(n, x, mask, y, state, t, log);
+    }
+    (log ? k.write_log_softmax : k.write_softmax)(n, x, mask, y, shifted_normalizer(state), t);
+  }
+};
+
+// logsumexp of row r from its state (or the checked pass, near 0 or with weights b).
+template <class T>
+void write_logsumexp(const Call& call, std::size_t r, const T* x, const std::uint8_t* mask,
+                     const RowState<ComputeOf<T>>* state, Temperature t) {
+  using Wide = WideOf<T>;
+  // Results below this in magnitude take the checked pass, whose log1p keeps the terms far below
+  // the maximum that log(sum) loses.
+  constexpr Wide kNearZero = 0x1p-8;
+  const std::size_t n = call.n;
+  Wide lse, sign = 1;
+  if (call.inputs[1].data != nullptr) {
+    const Operand& b = call.inputs[1];
+    weighted_logsumexp(n, x, row_of<const T>(b, r), b.stride, mask, t, &lse, &sign);
+  } else {
+    lse = logsumexp_of(*state, t);
+    if (std::fabs(lse) < kNearZero) lse = checked_logsumexp(n, x, mask, t);
+    sign = std::isnan(lse) ? lse : (lse == -std::numeric_limits<Wide>::infinity() ? 0 : 1);
+  }
+  *row_of<T>(call.outputs[0], r) = narrow<T>(lse);
+  if (call.outputs[1].data != nullptr) *row_of<T>(call.outputs[1], r) = narrow<T>(sign);
+}
+
+template <class T>
+struct StateRowsJob {
+  const Call& call;
+  StatePasses<T> passes;
+  Temperature t;
+
+  void run(std::size_t begin, std::size_t end) const {
+    RowScratch<T> scratch;
+    const Operand& x_operand = call.inputs[0];
+    const std::size_t n = call.n;
+    for (std::size_t r = begin; r < end; ++r) {
+      const T* x = row_of<const T>(x_operand, r);
+      if (x_operand.stride != 1) x = gather(n, x, x_operand.stride, scratch.x);
+      const std::uint8_t* mask = mask_row(call, r, scratch.mask);
+      run_row(r, x, mask, scratch);
+    }
+  }
+
+  void run_row(std::size_t r, const T* x, const std::uint8_t* mask, RowScratch<T>& scratch) const {
+    const std::size_t n = call.n;
+    const Operation op = call.operation;
+    if (op == Operation::kSoftmaxFromState || op == Operation::kLogSoftmaxFromState) {
+      const NormalizerState& s = *row_of<const NormalizerState>(call.inputs[1], r);
+      const RowState<ComputeOf<T>> state{static_cast<ComputeOf<T>>(s.max), s.sum, s.count};
+      return write_y(r, x, mask, state, {s.temperature, 1.0 / s.temperature}, op == Operation::kLogSoftmaxFromState,
+                     scratch);
+    }
+    if (op == Operation::kLogSumExp && call.inputs[1].data != nullptr) {
+      return write_logsumexp(call, r, x, mask, nullptr, t);
+    }
+    const RowState<ComputeOf<T>> state = passes.reduce(n, x, mask, t, op == Operation::kSoftmaxState);
+    if (op == Operation::kLogSumExp) return write_logsumexp(call, r, x, mask, &state, t);
+    if (op == Operation::kSoftmaxState) {
+      *row_of<NormalizerState>(call.outputs[0], r) = {static_cast<double>(state.max), static_cast<double>(state.sum),
+                                                      state.count, t.value};
+      return;
+    }
+    write_y(r, x, mask, state, t, op == Operation::kLogSoftmax, scratch);  // a masked softmax or log_softmax
+  }
+
+  void write_y(std::size_t r, const T* x, const std::uint8_t* mask, const RowState<ComputeOf<T>>& state,
+               Temperature row_t, bool log, RowScratch<T>& scratch) const {
+    const Operand& y = call.outputs[0];
+    const std::size_t n = call.n;
+    if (y.stride == 1) return passes.write(n, x, mask, row_of<T>(y, r), state, row_t, log);
+    scratch.y.resize(n);
+    passes.write(n, x, mask, scratch.y.data(), state, row_t, log);
+    scatter(n, scratch.y.data(), row_of<T>(y, r), y.stride);
+  }
+};
+
+template <class T>
+StatePasses<T> state_passes(const Plan& plan) {
+  const RowKernels<T>& kernels = *row_kernels_of<T>(*plan.kernel_target->kernels());
+  const RowKernels<T>& scalar = *row_kernels_of<T>(*cpu_target(Isa::kScalar).kernels());
+  return {kernels, scalar, plan.kernel_target->isa() != Isa::kScalar};
+}
+
+template <class T>
+void run_state_rows(const Call& call, const Plan& plan) {
+  const StateRowsJob<T> job{call, state_passes<T>(plan), plan.temperature};
+  run_row_runs(call.rows, call.n * sizeof(T), plan.threads,
+               [&job](std::size_t begin, std::size_t end) { job.run(begin, end); });
+}
+
+// Few long contiguous rows: each thread reduces its slice to a normalizer, the normalizers are
+// merged in slice order, and (softmax, log_softmax) each thread writes its slice. Rows whose
+// merged normalizer is not a fast one are done whole by thread 0, by the row job.
+template <class T>
+void run_split_state_rows(const Call& call, const Plan& plan) {
+  using C = ComputeOf<T>;
+  const StateRowsJob<T> job{call, state_passes<T>(plan), plan.temperature};
+  const RowKernels<T>& kernels = job.passes.kernels;
+  const Temperature t = plan.temperature;
+  const bool writes = call.operation == Operation::kSoftmax || call.operation == Operation::kLogSoftmax;
+  struct Report {
+    Normalizer<C> state;
+    std::size_t count;
+    char padding[64];  // one report per cache line
+  };
+  std::vector<Report> reports(2 * plan.threads);
+  run_team_of(plan.threads, [&](int thread, int count) {
+    RowScratch<T> scratch;
+    for (std::size_t r = 0; r < call.rows; ++r) {
+      Report* row_reports = reports.data() + (r % 2) * plan.threads;  // alternate rows: see run_split_rows
+      const T* x = row_of<const T>(call.inputs[0], r);
+      const std::uint8_t* mask = call.mask.data == nullptr ? nullptr : row_of<const std::uint8_t>(call.mask, r);
+      const Slice slice = slice_of(call.n, thread, count);
+      const std::uint8_t* slice_mask = mask == nullptr ? nullptr : mask + slice.begin;
+      Report& mine = row_reports[thread];
+      mine.state = kernels.reduce(slice.length, x + slice.begin, slice_mask, t);
+      mine.count = call.operation == Operation::kSoftmaxState ? count_taking_part(slice.length, slice_mask) : 0;
+      threads_barrier(count);
+      const Normalizer<C> total =
+          merge_normalizers<C>(count, t, [row_reports](int i) -> const Normalizer<C>& { return row_reports[i].state; });
+      if (!fast_normalizer(total)) {
+        if (thread == 0) job.run_row(r, x, mask, scratch);
+        continue;
+      }
+      std::size_t taking_part = 0;
+      for (int i = 0; i < count; ++i) taking_part += row_reports[i].count;
+      const RowState<C> state{total.max, sum_below_max(total, t), static_cast<double>(taking_part)};
+      if (writes) {
+        job.passes.write(slice.length, x + slice.begin, slice_mask, row_of<T>(call.outputs[0], r) + slice.begin, state,
+                         t, call.operation == Operation::kLogSoftmax);
+      } else if (thread == 0) {
+        if (call.operation == Operation::kLogSumExp) {
+          write_logsumexp(call, r, x, mask, &state, t);
+        } else {
+          *row_of<NormalizerState>(call.outputs[0], r) = {static_cast<double>(state.max),
+                                                          static_cast<double>(state.sum), state.count, t.value};
+        }
+      }
+    }
+  });
+}
+
 // ---- Dispatch by element type, operation and schedule --------------------------------------
+
+// The operations that run through states: logsumexp, the states themselves, the second passes
+// from a state, and masked softmax and log_softmax.
+bool runs_through_states(const Call& call) {
+  switch (call.operation) {
+    case Operation::kSoftmax:
+    case Operation::kLogSoftmax: return call.mask.data != nullptr;
+    case Operation::kSoftmaxTopk: return false;
+    default: return true;
+  }
+}
 
 template <class T>
 void execute_typed(const Call& call, const Plan& plan) {
   const TargetKernels& target = *plan.kernel_target->kernels();
   const RowKernels<T>& kernels = *row_kernels_of<T>(target);
+  if (runs_through_states(call)) {
+    if (plan.schedule == Schedule::kSplitRows) return run_split_state_rows<T>(call, plan);
+    return run_state_rows<T>(call, plan);
+  }
   if (call.operation == Operation::kSoftmaxTopk) {
     if constexpr (std::is_same_v<T, float>) {
       if (plan.schedule == Schedule::kShortRows) return run_short_topk_rows(call, plan, *target.f32_columns);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <limits>
 
 #include "kernels/kernel_types.h"
 
@@ -34,6 +35,75 @@ Normalizer<C> merge_normalizers(int count, Temperature t, Part&& part) {
     sum += std::ldexp(term, static_cast<int>(std::max(p.exponent - merged.exponent, kNegligibleShift)));
   }
   merged.sum = sum;
+  return merged;
+}
+
+}  // namespace fastsoftmax
+
+namespace fastsoftmax {
+
+// A row's (or shard's) normalizer in the form of the public NormalizerState, in the row's compute
+// type: sum_i exp((x_i - max) / t) = sum over the `count` entries taking part, with
+// NormalizerState's special values (max NaN, +inf or -inf).
+template <class C>
+struct RowState {
+  C max;
+  WideOf<C> sum;
+  double count;
+};
+
+// The state of a finite normalizer in a kernel's form (sum * 2^exponent of terms shifted by
+// `shift`): relative to the maximum, computed in the wide type.
+template <class C>
+WideOf<C> sum_below_max(const Normalizer<C>& total, Temperature t) {
+  using Wide = WideOf<C>;
+  constexpr Wide kLn2 = 0.693147180559945309417232121458176568L;
+  if (total.exponent == 0 && total.shift == total.max) return total.sum;  // already relative to the max
+  const Wide shift = (static_cast<Wide>(total.shift) - total.max) / static_cast<Wide>(t.value);
+  return total.sum * std::exp(static_cast<Wide>(total.exponent) * kLn2 + shift);
+}
+
+// A finite state as the write kernels take it (shifted form: exponent 0, shift = max).
+template <class C>
+Normalizer<C> shifted_normalizer(const RowState<C>& state) {
+  return {state.sum, 0.0, state.max, state.max};
+}
+
+// log(sum_i exp(x_i / t)) of a state: max / t + log(sum); -inf for max -inf, +inf, NaN.
+template <class C>
+WideOf<C> logsumexp_of(const RowState<C>& state, Temperature t) {
+  using Wide = WideOf<C>;
+  if (!std::isfinite(state.max)) return state.max;
+  return static_cast<Wide>(state.max) / static_cast<Wide>(t.value) + std::log(state.sum);
+}
+
+// The states of a row's shards, parts[0, count), merged in that order: NormalizerState's rules
+// (api: merge_states) over merge_normalizers for the finite parts. All parts share t.
+template <class C>
+RowState<C> merge_row_states(int count, const RowState<C>* parts, Temperature t) {
+  RowState<C> merged{-std::numeric_limits<C>::infinity(), 0, 0};
+  bool nan = false;
+  for (int i = 0; i < count; ++i) {
+    merged.count += parts[i].count;
+    nan = nan || std::isnan(parts[i].max);
+    if (!nan) merged.max = std::max(merged.max, parts[i].max);
+  }
+  if (nan) return {std::numeric_limits<C>::quiet_NaN(), std::numeric_limits<WideOf<C>>::quiet_NaN(), merged.count};
+  if (merged.max == -std::numeric_limits<C>::infinity()) return merged;  // sum 0
+  if (merged.max == std::numeric_limits<C>::infinity()) {  // the +inf entries' counts
+    for (int i = 0; i < count; ++i) merged.sum += parts[i].max == merged.max ? parts[i].sum : 0;
+    return merged;
+  }
+  // The finite parts, as shifted normalizers; parts of only -inf (or none) add nothing.
+  int finite = 0;
+  Normalizer<C> shifted[2];
+  for (int i = 0; i < count; ++i) {
+    if (parts[i].max == -std::numeric_limits<C>::infinity()) continue;
+    shifted[finite == 0 ? 0 : 1] = shifted_normalizer(parts[i]);
+    if (finite > 0) shifted[0] = merge_normalizers<C>(2, t, [&shifted](int j) -> const Normalizer<C>& { return shifted[j]; });
+    ++finite;
+  }
+  merged.sum = sum_below_max(shifted[0], t);
   return merged;
 }
 

@@ -121,6 +121,19 @@ template <class T>
 using TopkKernel = std::size_t (*)(std::size_t n, const T* x, std::int64_t first_index, Temperature t,
                                    TopkCandidates<ComputeOf<T>>* candidates, Normalizer<ComputeOf<T>>* state);
 
+// The reduction of one contiguous row, or slice of one, x[0, n) to its normalizer (in the
+// target's own form, as Normalizer says), by the two-pass algorithm's first pass (the scalar
+// target: online's). mask (null: none): the entries whose byte is 0 take no part, as if -inf.
+template <class T>
+using ReduceKernel = Normalizer<ComputeOf<T>> (*)(std::size_t n, const T* x, const std::uint8_t* mask, Temperature t);
+// The output pass of softmax (or log_softmax) from a row's normalizer in shifted form,
+// sum_i exp((x_i - max) / t) = sum (total.shift = total.max, total.exponent = 0), with a finite
+// max (|max / t| within the fast range on the SIMD targets) and sum >= 1. Masked entries (byte 0)
+// get 0 (log: -inf). y may equal x.
+template <class T>
+using WriteKernel = void (*)(std::size_t n, const T* x, const std::uint8_t* mask, T* y,
+                             const Normalizer<ComputeOf<T>>& total, Temperature t);
+
 inline constexpr int kNumAlgorithms = 4;  // the tables below are indexed by algorithm_index()
 inline constexpr int algorithm_index(Algorithm algorithm) { return static_cast<int>(algorithm) - 1; }
 
@@ -130,6 +143,10 @@ struct RowKernels {
   RowKernel<T> softmax[kNumAlgorithms];
   RowKernel<T> log_softmax[kNumAlgorithms];  // never three_pass_reload: log-softmax has nothing to reload
   TopkKernel<T> softmax_topk;
+  // The passes of logsumexp, the states, the masked rows and the second passes from a state.
+  ReduceKernel<T> reduce;
+  WriteKernel<T> write_softmax;
+  WriteKernel<T> write_log_softmax;
 };
 
 // The passes of the float32 algorithms over one slice of a row, so that threads can share a long

@@ -178,13 +178,16 @@ struct ScalarKernels {
   // exp(m_old - m_new) whenever the max grows. Pass 2 writes exp(x - m) / d.
   // visit(i) sees each element first and may stop the pass there (returns false): the state then
   // covers x[0, *visited), which the layer merges with the states of the rest (top-k).
+  // mask (null: none): the entries whose byte is 0 are skipped.
   template <class Visit>
-  static Normalizer<T> online_total(std::size_t n, const T* x, Temperature t, Visit&& visit, std::size_t* visited) {
+  static Normalizer<T> online_total(std::size_t n, const T* x, Temperature t, Visit&& visit, std::size_t* visited,
+                                    const std::uint8_t* mask = nullptr) {
     // Starting from the lowest finite value keeps -inf - m well defined (-inf, not NaN).
     Wide m = std::numeric_limits<T>::lowest();
     BlockedSum blocked;
     std::size_t i = 0;
     for (; i < n && visit(i); ++i) {
+      if (mask != nullptr && mask[i] == 0) continue;
       const Wide xi = x[i];
       if (xi > m) {
         blocked.scale(std::exp(over(m - xi, t)));
@@ -227,6 +230,27 @@ struct ScalarKernels {
     return visited;
   }
 
+  // The passes of logsumexp, the states, masked rows and the second passes from a state
+  // (ReduceKernel, WriteKernel): online's first pass, whose state is already in shifted form, and
+  // its output pass.
+  static Normalizer<T> reduce(std::size_t n, const T* x, const std::uint8_t* mask, Temperature t) {
+    std::size_t visited;
+    return online_total(n, x, t, [](std::size_t) { return true; }, &visited, mask);
+  }
+  template <bool kLog>
+  static void write_from(std::size_t n, const T* x, const std::uint8_t* mask, T* y, const Normalizer<T>& total,
+                         Temperature t) {
+    const Wide log_d = std::log(total.sum);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (mask != nullptr && mask[i] == 0) {
+        y[i] = kLog ? -std::numeric_limits<T>::infinity() : T{0};
+        continue;
+      }
+      const Wide shifted = over(static_cast<Wide>(x[i]) - total.shift, t);
+      y[i] = static_cast<T>(kLog ? shifted - log_d : std::exp(shifted) / total.sum);
+    }
+  }
+
   static constexpr RowKernels<T> table() {
     return {
         {rows_in_turn<T, two_pass<false>>, rows_in_turn<T, three_pass_reload>,
@@ -234,6 +258,9 @@ struct ScalarKernels {
         {rows_in_turn<T, two_pass<true>>, nullptr, rows_in_turn<T, three_pass_recompute<true>>,
          rows_in_turn<T, online<true>>},
         topk,
+        reduce,
+        write_from<false>,
+        write_from<true>,
     };
   }
 };
@@ -265,6 +292,17 @@ struct WidenedKernels {
     return Float::topk(n, widened(n, x), first_index, t, candidates, state);
   }
 
+  static Normalizer<float> reduce(std::size_t n, const T* x, const std::uint8_t* mask, Temperature t) {
+    return Float::reduce(n, widened(n, x), mask, t);
+  }
+  template <bool kLog>
+  static void write_from(std::size_t n, const T* x, const std::uint8_t* mask, T* y, const Normalizer<float>& total,
+                         Temperature t) {
+    float* row = widened(n, x);
+    Float::write_from<kLog>(n, row, mask, row, total, t);
+    for (std::size_t i = 0; i < n; ++i) y[i] = narrow<T>(row[i]);
+  }
+
   template <OneRowKernel<float> kKernel>
   static constexpr RowKernel<T> rows = rows_in_turn<T, kernel<kKernel>>;
   static constexpr RowKernels<T> table() {
@@ -273,6 +311,9 @@ struct WidenedKernels {
          rows<Float::online<false>>},
         {rows<Float::two_pass<true>>, nullptr, rows<Float::three_pass_recompute<true>>, rows<Float::online<true>>},
         topk,
+        reduce,
+        write_from<false>,
+        write_from<true>,
     };
   }
 };

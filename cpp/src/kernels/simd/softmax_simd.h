@@ -296,18 +296,40 @@ struct SimdKernels {
     }
   }
 
+  // Which entries of a row a pass reads: all of them (NoMask, the unmasked kernels: no mask code
+  // compiled in), or those whose mask byte is nonzero (ByteMask): the others read as -inf, which
+  // takes no part in a maximum or a sum and gives the outputs 0 (log: -inf).
+  struct NoMask {
+    FASTSOFTMAX_ALWAYS_INLINE void apply(Block&, std::size_t, std::size_t) const {}
+    NoMask from(std::size_t) const { return {}; }
+  };
+  struct ByteMask {
+    const std::uint8_t* bytes;
+    // The block of x[i, i + kBlock) with `valid` elements.
+    FASTSOFTMAX_ALWAYS_INLINE void apply(Block& v, std::size_t i, std::size_t valid) const {
+      const V masked = S::set1(-std::numeric_limits<float>::infinity());
+      for (int j = 0; j < kUnroll; ++j) {
+        const std::size_t start = j * kWidth;
+        if (valid > start) v[j] = S::keep(bytes + i + start, std::min(kWidth, valid - start), v[j], masked);
+      }
+    }
+    ByteMask from(std::size_t offset) const { return {bytes + offset}; }  // the mask of x + offset
+  };
+
   // Visits x[0, n) a block of kUnroll vectors at a time: body(block, i, valid) where the block
   // holds x[i, i + kBlock) and valid = elements left from i (kBlock on full blocks; on the last,
-  // partial block the missing lanes read as `fill`). kStoppable: body returns false to stop
-  // before the block it was given, and the elements visited up to there are returned (n
-  // otherwise); a compile-time choice, so that the passes that never stop keep the plain loop.
-  template <bool kStoppable, class T, class Body>
-  static std::size_t sweep_blocks(std::size_t n, const T* x, float fill, Body&& body) {
+  // partial block the missing lanes read as `fill`; masked entries as -inf). kStoppable: body
+  // returns false to stop before the block it was given, and the elements visited up to there
+  // are returned (n otherwise); a compile-time choice, so that the passes that never stop keep
+  // the plain loop.
+  template <bool kStoppable, class T, class Body, class Mask = NoMask>
+  static std::size_t sweep_blocks(std::size_t n, const T* x, float fill, Body&& body, Mask mask = {}) {
     const std::size_t full_end = n - n % kBlock;
     std::size_t i = 0;
     for (; i < full_end; i += kBlock) {
       Block v;
       load_block(x + i, kBlock, S::set1(fill), v);
+      mask.apply(v, i, kBlock);
       if constexpr (kStoppable) {
         if (!body(v, i, kBlock)) return i;
       } else {
@@ -317,6 +339,7 @@ struct SimdKernels {
     if (i < n) {
       Block v;
       load_block(x + i, n - i, S::set1(fill), v);
+      mask.apply(v, i, n - i);
       if constexpr (kStoppable) {
         if (!body(v, i, n - i)) return i;
       } else {
@@ -325,9 +348,9 @@ struct SimdKernels {
     }
     return n;
   }
-  template <class T, class Body>
-  static void sweep(std::size_t n, const T* x, float fill, Body&& body) {
-    sweep_blocks<false>(n, x, fill, body);
+  template <class T, class Body, class Mask = NoMask>
+  static void sweep(std::size_t n, const T* x, float fill, Body&& body, Mask mask = {}) {
+    sweep_blocks<false>(n, x, fill, body, mask);
   }
   template <class T, class Body>
   static void sweep(std::size_t n, const T* x, Body&& body) {
@@ -337,8 +360,8 @@ struct SimdKernels {
   // An output pass y = f(x) block by block. Long rows stream their output: the elements up to
   // the first vector-aligned y are written normally, the rest with non-temporal stores.
   // f(block, out) computes a block's outputs.
-  template <class T, class F>
-  static void write_pass(std::size_t n, const T* x, T* y, F&& f) {
+  template <class T, class F, class Mask = NoMask>
+  static void write_pass(std::size_t n, const T* x, T* y, F&& f, Mask mask = {}) {
     auto body = [&f](auto stream, T* ys) {
       return [&f, ys](const Block& v, std::size_t i, std::size_t valid) {
         Block out;
@@ -351,9 +374,9 @@ struct SimdKernels {
       const std::size_t misalignment = reinterpret_cast<std::uintptr_t>(y) % (kWidth * sizeof(T)) / sizeof(T);
       head = misalignment == 0 ? 0 : kWidth - misalignment;
     }
-    sweep(head, x, body(std::false_type{}, y));
+    sweep(head, x, 0.0f, body(std::false_type{}, y), mask);
     if (head < n) {
-      sweep(n - head, x + head, body(std::true_type{}, y + head));
+      sweep(n - head, x + head, 0.0f, body(std::true_type{}, y + head), mask.from(head));
       S::stream_fence();
     }
   }
@@ -414,20 +437,28 @@ struct SimdKernels {
     return static_cast<float>(std::max(0.0, std::log(sum) + (exponent * kLn2 - max * t.inverse)));
   }
 
-  // log_softmax output (x - max) / t - log(sum(exp((x - max) / t))) from the row's normalizer.
-  template <class T>
-  static void write_log_softmax(std::size_t n, const T* x, T* y, const Normalizer<float>& total, Temperature t) {
-    const V log_sum = S::set1(log_sum_above_max(total.sum, static_cast<float>(total.exponent), total.max, t));
-    const V shift = S::set1(total.max);
+  // log_softmax output (x - max) / t - log_sum, log_sum = log(sum(exp((x - max) / t))).
+  template <class T, class Mask = NoMask>
+  static void write_log_softmax(std::size_t n, const T* x, T* y, float log_sum, float max, Temperature t,
+                                Mask mask = {}) {
+    const V neg_log_sum = S::set1(-log_sum);
+    const V shift = S::set1(max);
     const V inverse = S::set1(static_cast<float>(t.inverse));  // 1 for t = 1: the FMA is then a subtraction
     write_pass(n, x, y, [&](const Block& v, Block& out) {
-      for (int j = 0; j < kUnroll; ++j) out[j] = S::fmadd(S::sub(v[j], shift), inverse, S::sub(S::set1(0.0f), log_sum));
-    });
+      for (int j = 0; j < kUnroll; ++j) out[j] = S::fmadd(S::sub(v[j], shift), inverse, neg_log_sum);
+    }, mask);
+  }
+  // The same from the row's normalizer.
+  template <class T>
+  static void write_log_softmax(std::size_t n, const T* x, T* y, const Normalizer<float>& total, Temperature t) {
+    write_log_softmax(n, x, y, log_sum_above_max(total.sum, static_cast<float>(total.exponent), total.max, t),
+                      total.max, t);
   }
   // softmax output exp(x / t) / (sum * 2^e): the table carries 1/sum, so each normal output
   // rounds once (subnormal ones twice, the second time in vscalefps or the exponent-bits scaling).
-  template <class T>
-  static void write_softmax(std::size_t n, const T* x, T* y, const Normalizer<float>& total, Temperature t) {
+  template <class T, class Mask>
+  static void write_softmax(std::size_t n, const T* x, T* y, const Normalizer<float>& total, Temperature t,
+                            Mask mask) {
     const Reduction red(t);
     const ExpTable table(1.0 / total.sum);
     const V e = S::set1(static_cast<float>(total.exponent));
@@ -441,12 +472,17 @@ struct SimdKernels {
         } else {
           for (int j = 0; j < kUnroll; ++j) out[j] = normal.output(ex[j], table);
         }
-      });
+      }, mask);
     } else {
       write_pass(n, x, y, [&](const Block& v, Block& out) {
         for (int j = 0; j < kUnroll; ++j) out[j] = exp_output(exp_parts(floor_input(v[j], red), red), e, table);
-      });
+      }, mask);
     }
+  }
+
+  template <class T>
+  static void write_softmax(std::size_t n, const T* x, T* y, const Normalizer<float>& total, Temperature t) {
+    write_softmax(n, x, y, total, t, NoMask{});
   }
 
   // ---- The algorithms ----------------------------------------------------------------------
@@ -525,8 +561,8 @@ struct SimdKernels {
   // Two-pass (Dukhan & Ablavatski): pass 1 accumulates exp(x) as (mantissa, exponent) pairs,
   // relative to the largest exponent seen (per lane, checked once per block), so no max pass is
   // needed. kMax: also keep the row maximum (log-softmax's output pass subtracts it first).
-  template <bool kMax, class T>
-  static Normalizer<float> two_pass_total(std::size_t n, const T* x, Temperature t) {
+  template <bool kMax, class T, class Mask = NoMask>
+  static Normalizer<float> two_pass_total(std::size_t n, const T* x, Temperature t, Mask mask = {}) {
     const Reduction red(t);
     const ExpTable table(1.0);
     PairSum total;
@@ -539,7 +575,7 @@ struct SimdKernels {
       for (int j = 1; j < kUnroll; ++j) n_max = S::max(n_max, ex[j].n);
       total.raise_exponent(S::max(total.e, exponent_of_steps(n_max)));
       total.add_terms(ex, table);
-    });
+    }, mask);
     return total.row_total(S::reduce_max(running_max));
   }
   template <bool kLog, class T>
@@ -603,6 +639,31 @@ struct SimdKernels {
     return RowOutcome::kWritten;
   }
 
+  // The passes of logsumexp, the states, masked rows and the second passes from a state
+  // (ReduceKernel, WriteKernel): two-pass's first pass, keeping the maximum, and its output pass.
+  template <class T>
+  static Normalizer<float> reduce(std::size_t n, const T* x, const std::uint8_t* mask, Temperature t) {
+    if (mask != nullptr) return two_pass_total<true>(n, x, t, ByteMask{mask});
+    return two_pass_total<true>(n, x, t);
+  }
+  // From the shifted form sum(exp((x - max) / t)) = total.sum: log_softmax subtracts log(sum);
+  // softmax takes the (sum, exponent) pair of write_softmax, exponent that of the maximum.
+  template <bool kLog, class T>
+  static void write_from(std::size_t n, const T* x, const std::uint8_t* mask, T* y, const Normalizer<float>& total,
+                         Temperature t) {
+    if constexpr (kLog) {
+      const auto log_sum = static_cast<float>(std::log(total.sum));
+      if (mask != nullptr) return write_log_softmax(n, x, y, log_sum, total.max, t, ByteMask{mask});
+      return write_log_softmax(n, x, y, log_sum, total.max, t);
+    } else {
+      const float exponent = exponent_of(total.max, t);
+      const Normalizer<float> pair = {total.sum * std::exp(total.max * t.inverse - exponent * kLn2), exponent, 0.0f,
+                                      total.max};
+      if (mask != nullptr) return write_softmax(n, x, y, pair, t, ByteMask{mask});
+      return write_softmax(n, x, y, pair, t, NoMask{});
+    }
+  }
+
   // Fused softmax + top-k (Milakov & Gimelshein, Alg. 4): the online pass, collecting every input
   // above the candidates' threshold. A block is looked at lane by lane only when its maximum
   // exceeds the threshold, which after the first blocks of a row is rare; the pass stops before
@@ -643,8 +704,11 @@ struct SimdKernels {
   }
 
   // The passes of the algorithms, for rows split across threads.
+  static Normalizer<float> two_pass_slice_total(std::size_t n, const float* x, Temperature t) {
+    return two_pass_total<true>(n, x, t);
+  }
   static constexpr SlicePasses slice_passes() {
-    return {row_max,       exponent_of,         two_pass_total<true>, online_total, sum_below_max<false>,
+    return {row_max,       exponent_of,         two_pass_slice_total, online_total, sum_below_max<false>,
             sum_below_max<true>, write_softmax, write_log_softmax,    scale_pass};
   }
 
@@ -656,6 +720,9 @@ struct SimdKernels {
         {rows_in_turn<T, two_pass<true>>, nullptr, rows_in_turn<T, three_pass_recompute<true>>,
          rows_in_turn<T, online<true>>},
         topk,
+        reduce<T>,
+        write_from<false, T>,
+        write_from<true, T>,
     };
   }
 };

@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 
 #include "fastsoftmax/fastsoftmax.h"
@@ -33,6 +34,19 @@ struct Avx2 {
     return _mm256_blendv_ps(fill, _mm256_maskload_ps(p, mask), _mm256_castsi256_ps(mask));
   }
   static void store_tail(float* p, V v, std::size_t count) { _mm256_maskstore_ps(p, first_lanes(count), v); }
+  // x where the lane's mask byte (bytes[0, count), count <= 8) is nonzero, `fill` elsewhere and in
+  // the lanes from `count` on.
+  static V keep(const std::uint8_t* bytes, std::size_t count, V x, V fill) {
+    std::uint64_t packed = 0;
+    if (count == kWidth) {
+      std::memcpy(&packed, bytes, kWidth);  // one 8-byte load
+    } else {
+      std::memcpy(&packed, bytes, count);
+    }
+    const __m256i lanes = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(packed)));
+    const __m256i masked = _mm256_cmpeq_epi32(lanes, _mm256_setzero_si256());
+    return _mm256_blendv_ps(x, fill, _mm256_castsi256_ps(masked));
+  }
 
   // float16 (F16C) and bfloat16 elements, converted in registers: 8 of them fill one xmm register.
   static V widen(__m128i h, Float16*) { return _mm256_cvtph_ps(h); }

@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include <cstddef>
+#include <cstdint>
 
 #include "fastsoftmax/fastsoftmax.h"
 
@@ -29,6 +30,13 @@ struct Avx512 {
     return _mm512_mask_loadu_ps(fill, first_lanes(count), p);
   }
   static void store_tail(float* p, V v, std::size_t count) { _mm512_mask_storeu_ps(p, first_lanes(count), v); }
+  // x where the lane's mask byte (bytes[0, count), count <= 16) is nonzero, `fill` elsewhere and
+  // in the lanes from `count` on; nothing past bytes[count) is touched.
+  static V keep(const std::uint8_t* bytes, std::size_t count, V x, V fill) {
+    const __m128i b = count == kWidth ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes))
+                                      : _mm_maskz_loadu_epi8(first_lanes(count), bytes);
+    return _mm512_mask_blend_ps(_mm_test_epi8_mask(b, b), fill, x);
+  }
 
   // float16 and bfloat16 elements, converted in registers: 16 of them fill one ymm register.
   static V widen(__m256i h, Float16*) { return _mm512_cvtph_ps(h); }
