@@ -89,7 +89,9 @@ std::vector<Isa> isas_where(bool (CpuTarget::*property)() const) {
 Status run(const Call& call) {
   const Plan planned = plan(call);
   if (planned.status != Status::kOk) return planned.status;
-  if (call.rows > 0 && call.n > 0) execute_on_cpu(call, planned);
+  // Empty rows still have a logsumexp (-inf) and a state (the empty one).
+  const bool per_row_results = call.operation == Operation::kLogSumExp || call.operation == Operation::kSoftmaxState;
+  if (call.rows > 0 && (call.n > 0 || per_row_results)) execute_on_cpu(call, planned);
   return Status::kOk;
 }
 

@@ -741,10 +741,11 @@ def merge_states(states: Any, axis: int = 0) -> np.ndarray:
         float64 states, last axis of length 4; a sequence of state arrays of one shape is
         stacked along a new axis 0.
     axis : int
-        The axis of the parts to merge (never the last, the fields'). They are merged in index
-        order: the same states in the same order give the same bits (another grouping agrees
-        within rounding). Counts add; a NaN part makes the row NaN; +inf parts share the mass;
-        empty, fully masked or all -inf parts add nothing but their counts.
+        The axis of the parts to merge (never the last, the fields'). They are merged in one
+        canonical order, whatever their order along ``axis``: any permutation of the same parts
+        gives the same bits (grouping them differently, ``((a, b), c)`` against ``(a, (b, c))``,
+        agrees within rounding). Counts add; a NaN part makes the row NaN; +inf parts share the
+        mass; empty, fully masked or all -inf parts add nothing but their counts.
 
     Returns
     -------

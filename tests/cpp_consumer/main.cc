@@ -15,6 +15,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace fsm = fastsoftmax;
@@ -801,6 +802,85 @@ std::string join_names(const std::vector<fsm::Isa>& isas) {
 
 }  // namespace
 
+// A row sharded as an MPI user would: each shard's state (softmax_state), the states merged in
+// shard order (merge_states), then each shard's second pass (softmax_from_state and the log
+// variant) and the row's logsumexp, against the long-double reference and one logsumexp call; an
+// empty shard among them; and a masked softmax through the generic Call.
+template <class T>
+void check_sharded(const std::vector<fsm::Isa>& isas, const char* type) {
+  constexpr std::size_t kN = 1000;
+  const std::size_t bounds[] = {0, 300, 300, 701, kN};  // the second shard is empty
+  constexpr int kShards = 4;
+  std::vector<T> x(kN);
+  for (std::size_t i = 0; i < kN; ++i) x[i] = static_cast<T>(std::sin(0.37 * static_cast<double>(i)) * 9.0);
+  for (fsm::Isa isa : isas) {
+    fsm::Options options;
+    options.cpu.isa = isa;
+    const std::string what = std::string("sharded<") + type + "> on " + fsm::isa_name(isa);
+    fsm::NormalizerState states[kShards], merged;
+    for (int s = 0; s < kShards; ++s) {
+      const std::size_t begin = bounds[s], length = bounds[s + 1] - bounds[s];
+      if (!expect_ok(fsm::softmax_state(x.data() + begin, &states[s], fsm::RowLayout::contiguous(1, length), options),
+                     what + ": softmax_state")) {
+        return;
+      }
+    }
+    if (states[1].count != 0 || states[1].max != -std::numeric_limits<double>::infinity() || states[1].sum != 0) {
+      fail(what + ": the empty shard's state is not (-inf, 0, 0)");
+    }
+    if (!expect_ok(fsm::merge_states(states, kShards, &merged), what + ": merge_states")) return;
+    if (merged.count != kN) fail(what + ": merged count " + std::to_string(merged.count));
+    for (bool log : {false, true}) {
+      std::vector<T> y(kN);
+      for (int s = 0; s < kShards; ++s) {
+        const std::size_t begin = bounds[s], length = bounds[s + 1] - bounds[s];
+        const fsm::RowLayout layout = fsm::RowLayout::contiguous(1, length);
+        const fsm::Status status =
+            log ? fsm::log_softmax_from_state(x.data() + begin, &merged, y.data() + begin, layout, options)
+                : fsm::softmax_from_state(x.data() + begin, &merged, y.data() + begin, layout, options);
+        if (!expect_ok(status, what + ": from_state")) return;
+      }
+      check_layout(what + (log ? " log_softmax_from_state" : " softmax_from_state"), x.data(), y.data(),
+                   fsm::RowLayout::contiguous(1, kN), log);
+    }
+    T lse{};
+    if (!expect_ok(fsm::logsumexp(x.data(), &lse, fsm::RowLayout::contiguous(1, kN), options), what + ": logsumexp")) {
+      return;
+    }
+    const long double expected = value_of(x[0]) - reference(x.data(), kN, 1, true)[0];
+    const double tol = tolerance<T>();
+    if (!(std::fabs(value_of(lse) - expected) <= tol * std::max(std::fabs(expected), 1.0L)) ||
+        !(std::fabs(fsm::logsumexp_from_state(merged) - expected) <= tol * std::max(std::fabs(expected), 1.0L))) {
+      fail(what + ": logsumexp or logsumexp_from_state off the reference");
+    }
+  }
+
+  // where = every other element: the softmax of the even elements, 0 at the odd ones.
+  std::vector<std::uint8_t> mask(kN);
+  for (std::size_t i = 0; i < kN; ++i) mask[i] = i % 2 == 0;
+  std::vector<T> y(kN), evens(kN / 2), expected(kN / 2);
+  for (std::size_t i = 0; i < kN / 2; ++i) evens[i] = x[2 * i];
+  fsm::Call call;
+  call.operation = fsm::Operation::kSoftmax;
+  call.dtype = std::is_same_v<T, float> ? fsm::DataType::kFloat32 : fsm::DataType::kFloat64;
+  call.n = kN;
+  call.inputs[0] = {x.data(), 0, 1};
+  call.outputs[0] = {y.data(), 0, 1};
+  call.mask = {mask.data(), 0, 1};
+  if (!expect_ok(fsm::run(call), std::string("masked softmax<") + type + ">")) return;
+  for (std::size_t i = 0; i < kN; i += 2) expected[i / 2] = y[i];
+  for (std::size_t i = 1; i < kN; i += 2) {
+    if (y[i] != T{0}) fail(std::string("masked softmax<") + type + ">: a masked entry is not 0");
+  }
+  check_layout(std::string("masked softmax<") + type + ">", evens.data(), expected.data(),
+               fsm::RowLayout::contiguous(1, kN / 2), false);
+
+  // Merging states of different temperatures is refused.
+  fsm::NormalizerState mixed[2] = {{0.0, 1.0, 1.0, 1.0}, {0.0, 1.0, 1.0, 2.0}};
+  fsm::NormalizerState out;
+  expect_status(fsm::merge_states(mixed, 2, &out), fsm::Status::kMismatchedStates, "merge_states(temperatures 1, 2)");
+}
+
 int main() {
   std::setvbuf(stdout, nullptr, _IONBF, 0);  // keep stdout and stderr (FAIL lines) in order when piped
   std::printf("fastsoftmax %s (header %d.%d.%d, CMake package %s)\n", FASTSOFTMAX_VERSION, FASTSOFTMAX_VERSION_MAJOR,
@@ -851,6 +931,8 @@ int main() {
   check_half<fsm::BFloat16>(supported);
   check_errors();
   check_call_and_explain();
+  check_sharded<float>(supported, "float");
+  check_sharded<double>(supported, "double");
 
   if (g_failures != 0) {
     std::fprintf(stderr, "consumer FAILED: %d check(s)\n", g_failures);

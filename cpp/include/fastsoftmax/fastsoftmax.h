@@ -279,11 +279,12 @@ Status softmax_state(const Float16* x, NormalizerState* states, const RowLayout&
 Status softmax_state(const BFloat16* x, NormalizerState* states, const RowLayout& layout,
                      const Options& options = {});
 
-// Merges `count` states of one row's shards, in index order (the same parts in the same order
-// give the same bits), into *merged: counts add; a NaN max gives (NaN, NaN); else the largest max
-// M, with sum = the +inf parts' sums for M = +inf, 0 for M = -inf, otherwise
-// sum_j sum_j * exp((max_j - M) / temperature), computed in extended precision. count = 0
-// gives the empty state (-inf, 0, 0, 1). kMismatchedStates if the temperatures differ.
+// Merges `count` states of one row's shards into *merged: counts add; a NaN max gives (NaN,
+// NaN); else the largest max M, with sum = the +inf parts' sums for M = +inf, 0 for M = -inf,
+// otherwise sum_j sum_j * exp((max_j - M) / temperature), computed in extended precision in one
+// canonical order of the parts (so any order of the same parts gives the same bits; grouping
+// them differently, ((a, b), c) against (a, (b, c)), agrees within rounding). count = 0 gives
+// the empty state (-inf, 0, 0, 1). kMismatchedStates if the temperatures differ.
 Status merge_states(const NormalizerState* parts, std::size_t count, NormalizerState* merged);
 
 // log(sum_i exp(x_i / temperature)) of the row whose (merged) state this is: max / temperature +

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <vector>
 
 #include "kernels/kernel_types.h"
 
@@ -77,11 +78,14 @@ WideOf<C> logsumexp_of(const RowState<C>& state, Temperature t) {
   return static_cast<Wide>(state.max) / static_cast<Wide>(t.value) + std::log(state.sum);
 }
 
-// The states of a row's shards, parts[0, count), merged in that order: NormalizerState's rules
-// (api: merge_states) over merge_normalizers for the finite parts. All parts share t.
+// The states of a row's shards, parts[0, count), merged: NormalizerState's rules (api:
+// merge_states) over merge_normalizers for the finite parts, all at temperature t. The finite
+// parts are merged in one canonical order (largest max first, then largest sum), so any
+// permutation of the same parts gives the same bits.
 template <class C>
 RowState<C> merge_row_states(int count, const RowState<C>* parts, Temperature t) {
-  RowState<C> merged{-std::numeric_limits<C>::infinity(), 0, 0};
+  constexpr C kInf = std::numeric_limits<C>::infinity();
+  RowState<C> merged{-kInf, 0, 0};
   bool nan = false;
   for (int i = 0; i < count; ++i) {
     merged.count += parts[i].count;
@@ -89,21 +93,23 @@ RowState<C> merge_row_states(int count, const RowState<C>* parts, Temperature t)
     if (!nan) merged.max = std::max(merged.max, parts[i].max);
   }
   if (nan) return {std::numeric_limits<C>::quiet_NaN(), std::numeric_limits<WideOf<C>>::quiet_NaN(), merged.count};
-  if (merged.max == -std::numeric_limits<C>::infinity()) return merged;  // sum 0
-  if (merged.max == std::numeric_limits<C>::infinity()) {  // the +inf entries' counts
-    for (int i = 0; i < count; ++i) merged.sum += parts[i].max == merged.max ? parts[i].sum : 0;
+  if (merged.max == -kInf) return merged;  // sum 0
+  if (merged.max == kInf) {  // the +inf entries' counts (integers: exact in any order)
+    for (int i = 0; i < count; ++i) merged.sum += parts[i].max == kInf ? parts[i].sum : 0;
     return merged;
   }
-  // The finite parts, as shifted normalizers; parts of only -inf (or none) add nothing.
-  int finite = 0;
-  Normalizer<C> shifted[2];
+  // The finite parts as shifted normalizers, in the canonical order; parts of only -inf (or none)
+  // add nothing.
+  std::vector<Normalizer<C>> finite;
   for (int i = 0; i < count; ++i) {
-    if (parts[i].max == -std::numeric_limits<C>::infinity()) continue;
-    shifted[finite == 0 ? 0 : 1] = shifted_normalizer(parts[i]);
-    if (finite > 0) shifted[0] = merge_normalizers<C>(2, t, [&shifted](int j) -> const Normalizer<C>& { return shifted[j]; });
-    ++finite;
+    if (parts[i].max != -kInf) finite.push_back(shifted_normalizer(parts[i]));
   }
-  merged.sum = sum_below_max(shifted[0], t);
+  std::sort(finite.begin(), finite.end(), [](const Normalizer<C>& a, const Normalizer<C>& b) {
+    return a.max != b.max ? a.max > b.max : a.sum > b.sum;
+  });
+  const Normalizer<C> total = merge_normalizers<C>(static_cast<int>(finite.size()), t,
+                                                   [&finite](int i) -> const Normalizer<C>& { return finite[i]; });
+  merged.sum = sum_below_max(total, t);
   return merged;
 }
 
