@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -294,9 +295,20 @@ const std::uint8_t* mask_row(const Call& call, std::size_t r, std::vector<std::u
   return mask.stride == 1 ? row : gather(call.n, row, mask.stride, gathered);
 }
 
+// The entries a mask keeps (its nonzero bytes), eight bytes at a time: the high bit of each zero
+// byte of a word, summed by one multiply (a byte-by-byte count cost masked states 2x).
 std::size_t count_taking_part(std::size_t n, const std::uint8_t* mask) {
   if (mask == nullptr) return n;
-  return static_cast<std::size_t>(std::count_if(mask, mask + n, [](std::uint8_t m) { return m != 0; }));
+  constexpr std::uint64_t kLow7 = 0x7f7f7f7f7f7f7f7f, kOnes = 0x0101010101010101;
+  std::size_t zeros = 0, i = 0;
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t word;
+    std::memcpy(&word, mask + i, sizeof word);
+    const std::uint64_t zero_bytes = ~(((word & kLow7) + kLow7) | word | kLow7);  // 0x80 where a byte is 0
+    zeros += static_cast<std::size_t>(((zero_bytes >> 7) * kOnes) >> 56);
+  }
+  for (; i < n; ++i) zeros += mask[i] == 0;
+  return n - zeros;
 }
 
 // A row's elements `stride` apart copied into `row` with the masked ones as -inf (softmax_topk's
