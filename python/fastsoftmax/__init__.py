@@ -622,8 +622,9 @@ def logsumexp(
     axis : int, tuple of ints or None
         The axes to reduce; None (default) reduces every axis, as SciPy.
     b : array_like, optional
-        Scale factors broadcastable to ``a`` (possibly negative: with ``return_sign``, the sign
-        of the sum is returned). Entries with ``b == 0`` take no part. Not broadcastable:
+        Scale factors broadcastable to ``a``, possibly negative: with ``return_sign`` the sign of
+        the sum is returned, without it a negative sum gives NaN (SciPy's convention). Entries
+        with ``b == 0`` take no part. Not broadcastable:
         ValueError. With ``b`` the rows take the checked path (two passes in extended precision,
         every ISA alike).
     keepdims : bool
@@ -663,20 +664,26 @@ def logsumexp(
         array = array.reshape(1)
     axes = _normalize_axes(axis, array.ndim)
     merged = _MergedAxes(array.shape, axes)
+    floating = array.dtype.kind == "f" or array.dtype.name == "bfloat16"
+    if isinstance(b, (int, float)) and not isinstance(b, bool) and floating:
+        b = np.asarray(b, array.dtype)  # a Python number is weak, as in NumPy's promotion: a's dtype stays
     weights = None if b is None else merged.merge(_broadcast("b", np.asarray(b), array.shape))
     mask = None if where is None else merged.merge(_broadcast("where", _mask_argument(where), array.shape))
     lse, sign = _core.logsumexp(merged.merge(array), -1, weights, mask, temperature, isa, num_threads)
+    if not return_sign and b is not None:
+        lse[sign < 0] = np.nan  # the log of a negative sum (SciPy's convention)
     if keepdims:
         kept = tuple(1 if d in axes else n for d, n in enumerate(array.shape))[: np.ndim(a)]
         lse, sign = lse.reshape(kept), sign.reshape(kept)
+    sign = sign[()] if sign.ndim == 0 else sign
     if out is not None:
         if not isinstance(out, np.ndarray):
             raise TypeError("out must be a numpy.ndarray")
         if out.shape != lse.shape:
             raise ValueError(f"out has shape {out.shape}; expected {lse.shape}")
         np.copyto(out, lse, casting="same_kind")
-        lse = out
-    lse, sign = lse[()] if lse.ndim == 0 else lse, sign[()] if sign.ndim == 0 else sign
+        return (out, sign) if return_sign else out
+    lse = lse[()] if lse.ndim == 0 else lse
     return (lse, sign) if return_sign else lse
 
 

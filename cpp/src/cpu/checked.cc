@@ -121,27 +121,32 @@ void weighted_logsumexp(std::size_t n, const T* x, const T* b, std::ptrdiff_t b_
     }
     max = std::max(max, v);
   }
-  Wide sum = 0;
+  // The weights of the entries at the maximum, and the others' terms apart: log(at_max + rest)
+  // as log|at_max| + log1p(rest / at_max) keeps the terms far below the maximum.
+  Wide at_max = 0, rest = 0;
   for (std::size_t i = 0; i < n; ++i) {
     if (!counts(i)) continue;
     const Wide v = widen(x[i]);
-    if (max == kInf) {
-      if (v == kInf) sum += weight(i);
-    } else if (max != -kInf) {
-      sum += weight(i) * std::exp((v - max) / static_cast<Wide>(t.value));
+    if (v == max) {
+      at_max += weight(i);
+    } else if (max != kInf && max != -kInf) {
+      rest += weight(i) * std::exp((v - max) / static_cast<Wide>(t.value));
     }
   }
   if (max == kInf) {
-    *lse = sum == 0 ? kNan : kInf;
-    *sign = sum == 0 ? kNan : (sum > 0 ? 1 : -1);
+    *lse = at_max == 0 ? kNan : kInf;
+    *sign = at_max == 0 ? kNan : (at_max > 0 ? 1 : -1);
     return;
   }
+  const Wide sum = at_max + rest;
   if (max == -kInf || sum == 0) {
     *lse = -kInf;
     *sign = 0;
     return;
   }
-  *lse = max / static_cast<Wide>(t.value) + std::log(std::fabs(sum));
+  const Wide log_sum = at_max != 0 && std::fabs(rest) < std::fabs(at_max) ? std::log(std::fabs(at_max)) + std::log1p(rest / at_max)
+                                                                        : std::log(std::fabs(sum));
+  *lse = max / static_cast<Wide>(t.value) + log_sum;
   *sign = sum > 0 ? 1 : -1;
 }
 

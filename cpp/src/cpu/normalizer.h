@@ -53,15 +53,16 @@ struct RowState {
   double count;
 };
 
-// The state of a finite normalizer in a kernel's form (sum * 2^exponent of terms shifted by
-// `shift`): relative to the maximum, computed in the wide type.
+// The sum of a finite normalizer in a kernel's form (sum * 2^exponent of terms shifted by `shift`)
+// relative to the maximum, computed in the wide type: at least 1.
 template <class C>
 WideOf<C> sum_below_max(const Normalizer<C>& total, Temperature t) {
   using Wide = WideOf<C>;
   constexpr Wide kLn2 = 0.693147180559945309417232121458176568L;
   if (total.exponent == 0 && total.shift == total.max) return total.sum;  // already relative to the max
   const Wide shift = (static_cast<Wide>(total.shift) - total.max) / static_cast<Wide>(t.value);
-  return total.sum * std::exp(static_cast<Wide>(total.exponent) * kLn2 + shift);
+  // The maximum's own term is exactly 1: a sum below 1 is the rounding of the kernels' terms.
+  return std::max<Wide>(1, total.sum * std::exp(static_cast<Wide>(total.exponent) * kLn2 + shift));
 }
 
 // A finite state as the write kernels take it (shifted form: exponent 0, shift = max).
