@@ -17,38 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
-from collections.abc import Callable
 
 import fastsoftmax
 import numpy as np
 import torch
 from peers import onnx_softmax
+from timing import measure
 
 SHAPES = [(1, 1000), (1, 128256), (16384, 8), (4096, 64), (32768, 128), (4096, 256), (256, 4096), (64, 128256)]
 TOPK_CASES = [(4096, 64, 2), (16384, 8, 2), (4096, 256, 8)]  # rows, experts, k
-
-
-def sample(call: Callable[[], object], seconds: float) -> float:
-    """Mean seconds per call over back-to-back calls lasting at least `seconds`."""
-    call()
-    calls, start = 0, time.perf_counter()
-    while True:
-        call()
-        calls += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return elapsed / calls
-
-
-def measure(candidates: dict[str, Callable[[], object]], rounds: int, seconds: float) -> dict[str, float]:
-    """Median over interleaved rounds of each candidate's mean call time, in seconds."""
-    samples: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(rounds):
-        for name, call in candidates.items():
-            samples[name].append(sample(call, seconds))
-    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def softmax_rows(threads: int, rounds: int, seconds: float, rng: np.random.Generator) -> list[dict]:
