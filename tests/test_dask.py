@@ -2,7 +2,7 @@
 
 Every result equals the in-memory call on the computed array (``fastsoftmax.softmax``,
 ``log_softmax``, ``logsumexp`` on ``x.compute()``) within 2 ULP (log_softmax and logsumexp: 2
-ulp(max(|result|, 1)); float64 softmax: 4 ULP, see ``bound``), with the same NaN and infinite
+ulp(max(|result|, 1))), with the same NaN and infinite
 entries, for random chunkings (along the softmax axis too, empty chunks included), trees of merges
 (``split_every=2``), chunks of only -inf, NaN or +inf, masks and temperatures. The cluster starts
 once for the module (most of its time); the graph checks and the bad-input checks need none.
@@ -34,15 +34,9 @@ except ImportError:  # pragma: no cover
 FUNCTIONS = ("softmax", "log_softmax", "logsumexp")
 
 
-def bound(name: str, dtype) -> float:
-    """ULP (log_softmax and logsumexp: ulp(max(|result|, 1))) between the Dask and in-memory results.
-
-    2, except float64 softmax: 4. States hold their sums in float64, so every chunk's sum and every
-    merge rounds to double, where the in-memory call keeps long double; measured over 1800 random
-    chunkings (up to 9 chunks an axis, split_every=2): float64 softmax 4.0 ULP from the in-memory
-    result (3.3 from the exact one), every other case at most 2.0.
-    """
-    return 4.0 if (name, np.dtype(dtype)) == ("softmax", np.float64) else 2.0
+# ULP (log_softmax and logsumexp: ulp(max(|result|, 1))) between the Dask and in-memory results, for
+# every function and dtype (float64 states carry their long double sums as sum + sum_low).
+BOUND_ULP = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +54,7 @@ def in_memory(name: str, x: np.ndarray, axis: int, **kwargs) -> np.ndarray:
 
 
 def assert_close(y: np.ndarray, expected: np.ndarray, name: str, context: str = "") -> None:
-    """y equals expected: the same dtype, shape, NaN and infinite entries, the rest within bound()."""
+    """y equals expected: the same dtype, shape, NaN and infinite entries, the rest within BOUND_ULP."""
     y = np.asarray(y)
     assert (y.dtype, y.shape) == (expected.dtype, expected.shape), context
     nan = np.isnan(expected)
@@ -70,8 +64,7 @@ def assert_close(y: np.ndarray, expected: np.ndarray, name: str, context: str = 
     finite = np.isfinite(expected)
     measure = ulp_error if name == "softmax" else log_error
     err = measure(y[finite], expected[finite].astype(LD))
-    most = bound(name, y.dtype)
-    assert not (err > most).any(), f"{context}: error {float(err.max()):.3g} > {most} ({name})"
+    assert not (err > BOUND_ULP).any(), f"{context}: error {float(err.max()):.3g} > {BOUND_ULP} ({name})"
 
 
 def dask_call(name: str, x, axis: int, **kwargs):

@@ -221,7 +221,7 @@ FASTSOFTMAX_STATE_FUNCTIONS(BFloat16)
 
 Status merge_states(const NormalizerState* parts, std::size_t count, NormalizerState* merged) {
   if (count == 0) {
-    *merged = {-std::numeric_limits<double>::infinity(), 0.0, 0.0, 1.0};
+    *merged = {-std::numeric_limits<double>::infinity(), 0.0, 0.0, 0.0, 1.0};
     return Status::kOk;
   }
   if (parts == nullptr || merged == nullptr) return Status::kNullPointer;
@@ -230,17 +230,15 @@ Status merge_states(const NormalizerState* parts, std::size_t count, NormalizerS
   for (std::size_t i = 0; i < count; ++i) {
     // (A NaN temperature matches none.)
     if (!(parts[i].temperature == temperature)) return Status::kMismatchedStates;
-    states[i] = {parts[i].max, parts[i].sum, parts[i].count};
+    states[i] = row_state<double>(parts[i]);
   }
-  const RowState<double> m =
-      merge_row_states(static_cast<int>(count), states.data(), {temperature, 1.0 / temperature});
-  *merged = {m.max, static_cast<double>(m.sum), m.count, temperature};
+  const Temperature t = {temperature, 1.0 / temperature};
+  *merged = public_state(merge_row_states(static_cast<int>(count), states.data(), t), t);
   return Status::kOk;
 }
 
 double logsumexp_from_state(const NormalizerState& state) {
-  const RowState<double> s{state.max, state.sum, state.count};
-  return static_cast<double>(logsumexp_of(s, {state.temperature, 1.0 / state.temperature}));
+  return static_cast<double>(logsumexp_of(row_state<double>(state), {state.temperature, 1.0 / state.temperature}));
 }
 
 Float16 to_float16(float value) { return narrow<Float16>(value); }

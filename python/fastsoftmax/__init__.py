@@ -591,8 +591,9 @@ def _broadcast(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
 
 # ---- logsumexp and the normalizer states ---------------------------------------------------------
 
-STATE_FIELDS: tuple[str, ...] = ("max", "sum", "count", "temperature")
+STATE_FIELDS: tuple[str, ...] = ("max", "sum", "sum_low", "count", "temperature")
 """The fields of a normalizer state, in order along a state array's last axis (see softmax_state)."""
+assert len(STATE_FIELDS) == _core.state_fields  # the native NormalizerState's doubles
 
 
 def logsumexp(
@@ -721,20 +722,23 @@ def softmax_state(
     Returns
     -------
     numpy.ndarray
-        float64, of ``x``'s shape without ``axis`` and a last axis of length 4, the fields of
+        float64, of ``x``'s shape without ``axis`` and a last axis of length 5, the fields of
         ``STATE_FIELDS``:
 
         - ``max``: the largest entry taking part, in ``x``'s units; -inf if none does (an empty
           or fully masked shard) or all are -inf; NaN if one is NaN; +inf if one is +inf;
         - ``sum``: ``sum(exp((x - max) / temperature))`` over the entries taking part (>= 1 for a
           finite max); 0 for max -inf; the number of +inf entries for max +inf; NaN for NaN;
+        - ``sum_low``: the rest of that sum below float64's precision (``sum + sum_low``):
+          float64 rows keep their sums in long double, so that sharded float64 results stay
+          within 2 ULP (0 for the other dtypes, and where long double is double);
         - ``count``: how many entries took part;
         - ``temperature``.
 
     Examples
     --------
     >>> fastsoftmax.softmax_state(np.float32([0.0, 0.0, -np.inf]))
-    array([0., 2., 3., 1.])
+    array([0., 2., 0., 3., 1.])
     """
     return _core.softmax_state(_host(x), axis, where, temperature, isa, num_threads)
 
@@ -762,7 +766,8 @@ def merge_states(states: Any, axis: int = 0) -> np.ndarray:
     Raises
     ------
     ValueError
-        The last axis is not 4 fields, ``axis`` is the last one, or the parts' temperatures differ.
+        The last axis is not the fields of a state, ``axis`` is the last one, or the parts'
+        temperatures differ.
     TypeError
         The states are not floating-point.
 
@@ -776,13 +781,13 @@ def merge_states(states: Any, axis: int = 0) -> np.ndarray:
     array = np.stack([np.asarray(s) for s in states]) if isinstance(states, (list, tuple)) else np.asarray(states)
     parts = _state_array(array, "states")
     if parts.ndim < 2:
-        raise ValueError(f"states has shape {parts.shape}; expected parts along an axis and 4 fields last")
+        raise ValueError(f"states has shape {parts.shape}; expected parts along an axis and the fields last")
     along = _normalize_axes(axis, parts.ndim)[0]
     if along == parts.ndim - 1:
-        raise ValueError("axis must not be the last one: that axis holds the 4 fields of each state")
+        raise ValueError("axis must not be the last one: that axis holds the fields of each state")
     moved = np.moveaxis(parts, along, -2)
-    merged = _core.merge_state_rows(np.ascontiguousarray(moved.reshape(-1, moved.shape[-2], 4)))
-    return merged.reshape(moved.shape[:-2] + (4,))
+    merged = _core.merge_state_rows(np.ascontiguousarray(moved.reshape(-1, moved.shape[-2], len(STATE_FIELDS))))
+    return merged.reshape(moved.shape[:-2] + (len(STATE_FIELDS),))
 
 
 def logsumexp_from_state(state: Any) -> Any:
@@ -795,7 +800,8 @@ def logsumexp_from_state(state: Any) -> Any:
     0.693147...
     """
     states = _state_array(np.asarray(state), "state")
-    lse = _core.logsumexp_state_rows(np.ascontiguousarray(states.reshape(-1, 4))).reshape(states.shape[:-1])
+    flat = np.ascontiguousarray(states.reshape(-1, len(STATE_FIELDS)))
+    lse = _core.logsumexp_state_rows(flat).reshape(states.shape[:-1])
     return lse[()] if lse.ndim == 0 else lse
 
 
@@ -817,7 +823,7 @@ def softmax_from_state(
     x : array_like
         The shard, at least one dimension, as for :func:`softmax`.
     state : numpy.ndarray
-        float64 states (TypeError otherwise) of shape ``x``'s shape without ``axis`` + (4,)
+        float64 states (TypeError otherwise) of shape ``x``'s shape without ``axis`` + (5,)
         (ValueError otherwise): usually :func:`merge_states` of every shard's
         :func:`softmax_state`.
     axis : int
@@ -885,6 +891,7 @@ def _state_array(array: np.ndarray, name: str) -> np.ndarray:
     """States as float64, last axis 4 (TypeError for non-floats, ValueError for the shape)."""
     if array.dtype.kind != "f":
         raise TypeError(f"{name} must be a float64 array of normalizer states, got dtype {array.dtype}")
-    if array.ndim == 0 or array.shape[-1] != 4:
-        raise ValueError(f"{name} has shape {array.shape}; expected a last axis of 4 fields {STATE_FIELDS}")
+    if array.ndim == 0 or array.shape[-1] != len(STATE_FIELDS):
+        raise ValueError(f"{name} has shape {array.shape}; expected a last axis of the {len(STATE_FIELDS)} fields "
+                         f"{STATE_FIELDS}")
     return array.astype(np.float64, copy=False)

@@ -6,6 +6,7 @@ import numpy as np
 
 __version__: str
 cuda_compiled: bool
+state_fields: int
 
 class Explanation:
     @property

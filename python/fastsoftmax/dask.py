@@ -12,10 +12,9 @@ the two-pass algorithm spread over the chunks, on whatever scheduler runs the gr
    the reduction (``fastsoftmax.logsumexp_from_state``).
 
 So the input is read twice (once for ``logsumexp``) and never rechunked; what needs to cross the
-network between workers is the states, 32 bytes per row and chunk. Special values and masks
+network between workers is the states, 40 bytes per row and chunk. Special values and masks
 give the results of one in-memory call on the whole array (``fastsoftmax.softmax``); the values
-agree within 2 ULP, except float64 softmax within 4 (its states round their sums to float64 at
-each merge, where the in-memory call keeps long double).
+agree within 2 ULP.
 
 Needs Dask (``pip install "fastsoftmax[dask]"``); ``import fastsoftmax`` alone never imports it.
 
@@ -210,7 +209,7 @@ def _mask(where: Any, x: Any) -> Any:
 
 def _chunk_states(block: np.ndarray, where: np.ndarray | None = None, *, axis: tuple[int], keepdims: bool,
                   temperature: float) -> np.ndarray:
-    """The states of one chunk's shards of rows: its shape without axis, + (4,)."""
+    """The states of one chunk's shards of rows: its shape without axis, + (5,)."""
     return fastsoftmax.softmax_state(block, axis[0], where=where, temperature=temperature)
 
 

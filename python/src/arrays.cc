@@ -380,10 +380,10 @@ py::array per_row_view(const py::array& per_row, int axis, const py::array& x) {
   return numpy().attr("broadcast_to")(numpy().attr("expand_dims")(per_row, axis), x.attr("shape"));
 }
 
-// States of shape S + (4,), float64 with the last axis contiguous, as one 32-byte element per
+// States of shape S + (kStateFields,), float64 with the last axis contiguous, as one element per
 // state (the library's NormalizerState), of shape S.
 py::array state_elements(const py::array& states) {
-  const py::dtype state = py::dtype::from_args(py::make_tuple(numpy().attr("void"), 32));
+  const py::dtype state = py::dtype::from_args(py::make_tuple(numpy().attr("void"), sizeof(NormalizerState)));
   py::array elements = states.attr("view")(state);
   return elements.attr("squeeze")(-1);
 }
@@ -587,11 +587,13 @@ StatesResult prepare_states(const Input& x, py::handle axis, py::handle where, c
   Prepared p = prepared_call(Operation::kSoftmaxState, x, options, axis_argument(axis, std::max(ndim, 1)));
   attach_mask(p, where);
   std::vector<py::ssize_t> shape = without_axis(p.x, p.axis);
-  shape.push_back(4);
+  shape.push_back(kStateFields);
   py::array_t<double> states(shape);
   p.outputs = {per_row_view(state_elements(states), p.axis, p.x)};
   if (p.x.shape(p.axis) == 0) {  // empty rows: the empty state
-    states.attr("__setitem__")(py::ellipsis(), py::make_tuple(-INFINITY, 0.0, 0.0, options.temperature));
+    const NormalizerState empty = {-INFINITY, 0.0, 0.0, 0.0, options.temperature};
+    states.attr("__setitem__")(py::ellipsis(), py::make_tuple(empty.max, empty.sum, empty.sum_low, empty.count,
+                                                              empty.temperature));
   }
   return {states, p};
 }
@@ -607,10 +609,10 @@ FromStateResult prepare_from_state(Operation operation, const Input& x, py::hand
                          std::string(py::str(given.dtype())));
   }
   std::vector<py::ssize_t> expected = without_axis(p.x, p.axis);
-  expected.push_back(4);
+  expected.push_back(kStateFields);
   if (shape_of(given) != expected) {
     throw py::value_error("state has shape " + shape_text(shape_of(given)) + "; expected " + shape_text(expected) +
-                          ": x's shape without axis, then the 4 fields of a state");
+                          ": x's shape without axis, then the " + std::to_string(kStateFields) + " fields of a state");
   }
   const py::array contiguous = numpy().attr("ascontiguousarray")(given);
   p.inputs[0] = per_row_view(state_elements(contiguous), p.axis, p.x);

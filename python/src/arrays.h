@@ -64,7 +64,10 @@ struct LogSumExpResult {
 };
 LogSumExpResult prepare_logsumexp(Input x, py::handle axis, py::handle b, py::handle where, const Options& options);
 
-// softmax_state: float64 states of shape (x's shape without `axis`) + (4,), and the call.
+// The doubles of a NormalizerState: the last axis of a state array (fastsoftmax.STATE_FIELDS).
+constexpr py::ssize_t kStateFields = sizeof(NormalizerState) / sizeof(double);
+
+// softmax_state: float64 states of shape (x's shape without `axis`) + (kStateFields,), and the call.
 struct StatesResult {
   py::array states;
   Prepared prepared;
@@ -72,7 +75,7 @@ struct StatesResult {
 StatesResult prepare_states(const Input& x, py::handle axis, py::handle where, const Options& options);
 
 // softmax_from_state / log_softmax_from_state: y of x's shape (or out=, of x's shape and dtype),
-// from states of shape (x's shape without `axis`) + (4,), float64.
+// from states of shape (x's shape without `axis`) + (kStateFields,), float64.
 struct FromStateResult {
   py::array y;
   Prepared prepared;

@@ -157,12 +157,14 @@ py::array from_state(Operation operation, py::handle x, py::handle states, py::h
   return call.y;
 }
 
-// merge_states over parts (rows, parts, 4) -> (rows, 4), and logsumexp_from_state (rows, 4) ->
-// (rows,): C-contiguous float64 arrays, shaped by the package.
+// merge_states over parts (rows, parts, fields) -> (rows, fields), and logsumexp_from_state
+// (rows, fields) -> (rows,): C-contiguous float64 arrays, shaped by the package.
 py::array_t<double> merge_state_rows(const py::array_t<double, py::array::c_style>& parts) {
-  if (parts.ndim() != 3 || parts.shape(2) != 4) throw py::value_error("expected states of shape (rows, parts, 4)");
+  if (parts.ndim() != 3 || parts.shape(2) != kStateFields) {
+    throw py::value_error("expected states of shape (rows, parts, " + std::to_string(kStateFields) + ")");
+  }
   const auto rows = static_cast<std::size_t>(parts.shape(0)), count = static_cast<std::size_t>(parts.shape(1));
-  py::array_t<double> merged(std::vector<py::ssize_t>{parts.shape(0), 4});
+  py::array_t<double> merged(std::vector<py::ssize_t>{parts.shape(0), kStateFields});
   const auto* in = reinterpret_cast<const NormalizerState*>(parts.data());
   auto* out = reinterpret_cast<NormalizerState*>(merged.mutable_data());
   for (std::size_t r = 0; r < rows; ++r) {
@@ -176,7 +178,9 @@ py::array_t<double> merge_state_rows(const py::array_t<double, py::array::c_styl
   return merged;
 }
 py::array_t<double> logsumexp_state_rows(const py::array_t<double, py::array::c_style>& states) {
-  if (states.ndim() != 2 || states.shape(1) != 4) throw py::value_error("expected states of shape (rows, 4)");
+  if (states.ndim() != 2 || states.shape(1) != kStateFields) {
+    throw py::value_error("expected states of shape (rows, " + std::to_string(kStateFields) + ")");
+  }
   py::array_t<double> lse(std::vector<py::ssize_t>{states.shape(0)});
   const auto* in = reinterpret_cast<const NormalizerState*>(states.data());
   double* out = lse.mutable_data();
@@ -221,13 +225,13 @@ Explanation explain_call(py::handle x, py::handle axis, const std::string& funct
                      .prepared);
 }
 
-// The shape of the states of x's rows along `axis`: x's shape without it, then 4 fields.
+// The shape of the states of x's rows along `axis`: x's shape without it, then the fields.
 std::vector<py::ssize_t> shape_without_axis(const py::array& x, py::handle axis) {
   const int ndim = static_cast<int>(x.ndim());
   const int along = axis_argument(axis, std::max(ndim, 1));
   std::vector<py::ssize_t> shape(x.shape(), x.shape() + ndim);
   if (ndim > 0) shape.erase(shape.begin() + along);
-  shape.push_back(4);
+  shape.push_back(kStateFields);
   return shape;
 }
 
@@ -279,8 +283,9 @@ PYBIND11_MODULE(_core, m) {
           return from_state(Operation::kLogSoftmaxFromState, x, states, axis, where, out, isa, threads);
         },
         "fastsoftmax.log_softmax_from_state with every argument given positionally.");
-  m.def("merge_state_rows", &merge_state_rows, "merge_states over (rows, parts, 4) float64 states.");
-  m.def("logsumexp_state_rows", &logsumexp_state_rows, "logsumexp_from_state over (rows, 4) float64 states.");
+  m.def("merge_state_rows", &merge_state_rows, "merge_states over (rows, parts, fields) float64 states.");
+  m.def("logsumexp_state_rows", &logsumexp_state_rows, "logsumexp_from_state over (rows, fields) float64 states.");
+  m.attr("state_fields") = kStateFields;
   m.def("explain", &explain_call, "fastsoftmax.explain with every argument given positionally.");
 
   py::class_<Explanation>(m, "Explanation", "What a call would run, and why (fastsoftmax.explain).")

@@ -876,7 +876,7 @@ void check_sharded(const std::vector<fsm::Isa>& isas, const char* type) {
                fsm::RowLayout::contiguous(1, kN / 2), false);
 
   // Merging states of different temperatures is refused.
-  fsm::NormalizerState mixed[2] = {{0.0, 1.0, 1.0, 1.0}, {0.0, 1.0, 1.0, 2.0}};
+  fsm::NormalizerState mixed[2] = {{0.0, 1.0, 0.0, 1.0, 1.0}, {0.0, 1.0, 0.0, 1.0, 2.0}};
   fsm::NormalizerState out;
   expect_status(fsm::merge_states(mixed, 2, &out), fsm::Status::kMismatchedStates, "merge_states(temperatures 1, 2)");
 }

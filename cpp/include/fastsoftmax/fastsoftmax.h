@@ -253,7 +253,7 @@ Status logsumexp(const Float16* x, Float16* out, const RowLayout& layout, const 
 Status logsumexp(const BFloat16* x, BFloat16* out, const RowLayout& layout, const Options& options = {});
 
 // The softmax normalizer of a row, or of one shard of a row (Milakov & Gimelshein's (m, d) pair),
-// in a plain layout that can be sent anywhere (32 bytes: four doubles). States of the shards of
+// in a plain layout that can be sent anywhere (40 bytes: five doubles). States of the shards of
 // a row merge associatively (merge_states) into the state of the whole row; the second pass of
 // each shard (softmax_from_state) then gives the same results as one call on the whole row.
 //   - max: the largest entry that takes part, in x's units (not divided by the temperature);
@@ -261,11 +261,15 @@ Status logsumexp(const BFloat16* x, BFloat16* out, const RowLayout& layout, cons
 //     one is NaN; +inf if one is +inf (and none is NaN);
 //   - sum: sum_i exp((x_i - max) / temperature) over the entries taking part: >= 1 when max is
 //     finite; 0 when max is -inf; the number of +inf entries when max is +inf; NaN with max NaN;
+//   - sum_low: the rest of that sum below sum's precision (sum + sum_low, |sum_low| <= half an
+//     ulp of sum): float64 rows keep their sums in long double, and merges keep it, so that
+//     sharded float64 results stay within 2 ULP (0 where long double is double);
 //   - count: how many entries took part (masked entries do not), an integer;
 //   - temperature: the temperature the state was computed at (merged states must share it).
 struct NormalizerState {
   double max;
   double sum;
+  double sum_low;
   double count;
   double temperature;
 };
@@ -284,11 +288,11 @@ Status softmax_state(const BFloat16* x, NormalizerState* states, const RowLayout
 // otherwise sum_j sum_j * exp((max_j - M) / temperature), computed in extended precision in one
 // canonical order of the parts (so any order of the same parts gives the same bits; grouping
 // them differently, ((a, b), c) against (a, (b, c)), agrees within rounding). count = 0 gives
-// the empty state (-inf, 0, 0, 1). kMismatchedStates if the temperatures differ.
+// the empty state (-inf, 0, 0, 0, 1). kMismatchedStates if the temperatures differ.
 Status merge_states(const NormalizerState* parts, std::size_t count, NormalizerState* merged);
 
 // log(sum_i exp(x_i / temperature)) of the row whose (merged) state this is: max / temperature +
-// log(sum); -inf for max -inf, +inf for +inf, NaN for NaN.
+// log(sum + sum_low); -inf for max -inf, +inf for +inf, NaN for NaN.
 double logsumexp_from_state(const NormalizerState& state);
 
 // The second pass for one shard x of a row whose merged state is states[r * layout.y_row_stride]

@@ -624,9 +624,8 @@ struct StateRowsJob {
     const Operation op = call.operation;
     if (op == Operation::kSoftmaxFromState || op == Operation::kLogSoftmaxFromState) {
       const NormalizerState& s = *row_of<const NormalizerState>(call.inputs[1], r);
-      const RowState<ComputeOf<T>> state{static_cast<ComputeOf<T>>(s.max), s.sum, s.count};
-      return write_y(r, x, mask, state, {s.temperature, 1.0 / s.temperature}, op == Operation::kLogSoftmaxFromState,
-                     scratch);
+      return write_y(r, x, mask, row_state<ComputeOf<T>>(s), {s.temperature, 1.0 / s.temperature},
+                     op == Operation::kLogSoftmaxFromState, scratch);
     }
     if (op == Operation::kLogSumExp && call.inputs[1].data != nullptr) {
       return write_logsumexp(call, r, x, mask, nullptr, t);
@@ -634,8 +633,7 @@ struct StateRowsJob {
     const RowState<ComputeOf<T>> state = passes.reduce(n, x, mask, t, op == Operation::kSoftmaxState);
     if (op == Operation::kLogSumExp) return write_logsumexp(call, r, x, mask, &state, t);
     if (op == Operation::kSoftmaxState) {
-      *row_of<NormalizerState>(call.outputs[0], r) = {static_cast<double>(state.max), static_cast<double>(state.sum),
-                                                      state.count, t.value};
+      *row_of<NormalizerState>(call.outputs[0], r) = public_state(state, t);
       return;
     }
     write_y(r, x, mask, state, t, op == Operation::kLogSoftmax, scratch);  // a masked softmax or log_softmax
@@ -710,8 +708,7 @@ void run_split_state_rows(const Call& call, const Plan& plan) {
         if (call.operation == Operation::kLogSumExp) {
           write_logsumexp(call, r, x, mask, &state, t);
         } else {
-          *row_of<NormalizerState>(call.outputs[0], r) = {static_cast<double>(state.max),
-                                                          static_cast<double>(state.sum), state.count, t.value};
+          *row_of<NormalizerState>(call.outputs[0], r) = public_state(state, t);
         }
       }
     }

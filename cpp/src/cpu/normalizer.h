@@ -71,6 +71,20 @@ Normalizer<C> shifted_normalizer(const RowState<C>& state) {
   return {state.sum, 0.0, state.max, state.max};
 }
 
+// A state in the public form and back: the wide sum as sum + sum_low (exact where the wide type
+// has at most twice double's precision).
+template <class C>
+NormalizerState public_state(const RowState<C>& state, Temperature t) {
+  const auto sum = static_cast<double>(state.sum);
+  const double low = std::isfinite(sum) ? static_cast<double>(state.sum - sum) : 0.0;
+  return {static_cast<double>(state.max), sum, low, state.count, t.value};
+}
+template <class C>
+RowState<C> row_state(const NormalizerState& state) {
+  const WideOf<C> sum = std::isfinite(state.sum) ? static_cast<WideOf<C>>(state.sum) + state.sum_low : state.sum;
+  return {static_cast<C>(state.max), sum, state.count};
+}
+
 // log(sum_i exp(x_i / t)) of a state: max / t + log(sum); -inf for max -inf, +inf, NaN.
 template <class C>
 WideOf<C> logsumexp_of(const RowState<C>& state, Temperature t) {
