@@ -538,14 +538,13 @@ void run_short_topk_rows(const Call& call, const Plan& plan, const ColumnPasses&
 
 // ---- logsumexp, states, masked rows and the second passes from a state ----------------------
 
-// One row's operands, contiguous: x (and the mask, and b) read in place when their elements are
-// adjacent, else gathered; y written in place when adjacent, else into a row scattered after.
+// One row's operands, contiguous: x and the mask read in place when their elements are adjacent,
+// else gathered; y written in place when adjacent, else into a row scattered after.
 template <class T>
 struct RowScratch {
-  std::vector<T> x, y, b;
+  std::vector<T> x, y;
   std::vector<std::uint8_t> mask;
 };
-
 
 // What the state operations do with one row, by the kernels of one element type: reduce it to
 // its state (the checked path where the kernel's normalizer is not a fast one), write from a
@@ -570,11 +569,11 @@ struct StatePasses {
     const bool temperature_ok = t.value > 0 && std::isfinite(t.value);
     const bool fast_state = std::isfinite(state.max) && std::isfinite(state.sum) && state.sum > 0 && temperature_ok;
     if (!fast_state) return checked_from_state(n, x, mask, y, state, t, log);
-    const bool simd_temperature = t.value >= kSimdMinTemperature && t.value <= kSimdMaxTemperature;
-    const RowKernels<T>& k = simd && simd_temperature ? kernels : scalar;
-    if (&k == &kernels && simd && !fast_row_max(static_cast<float>(state.max), t)) {
+    const bool use_simd = simd && t.value >= kSimdMinTemperature && t.value <= kSimdMaxTemperature;
+    if (use_simd && !fast_row_max(static_cast<float>(state.max), t)) {
       return checked_from_state(n, x, mask, y, state, t, log);
     }
+    const RowKernels<T>& k = use_simd ? kernels : scalar;
     (log ? k.write_log_softmax : k.write_softmax)(n, x, mask, y, shifted_normalizer(state), t);
   }
 };
