@@ -219,3 +219,194 @@ def assert_float16_matches(y: np.ndarray, expected: np.ndarray, algorithm: str, 
         assert same_specials and (ulps <= 1).all(), f"max {ulps.max()} float16 ULP"
     else:
         np.testing.assert_array_equal(y, expected)
+
+
+# ---- Masks (where=), logsumexp and normalizer states (issue 15) -------------------------------
+# logsumexp: |y - ref| <= LOGSUMEXP_ULP * ulp(max(|ref|, 1)) in the result dtype (log_error), i.e.
+# within 2 ULP of the correctly rounded result or 2 ULP of max(|result|, 1) in absolute terms.
+LOGSUMEXP_ULP = 2.0
+
+
+def _as_ld_array(x) -> np.ndarray:
+    """x as np.longdouble, exactly (16-bit types through float32, which holds them)."""
+    x = np.asarray(x)
+    if x.dtype.kind == "V" or x.dtype == np.float16:  # bfloat16 (ml_dtypes), float16
+        x = x.astype(np.float32)
+    return x.astype(LD)
+
+
+def masked_reference(x, where, axis: int = -1, log: bool = False, temperature: float = 1.0):
+    """``jax.nn.softmax(x / temperature, axis, where=where)`` (log_softmax) in np.longdouble.
+
+    Returns ``(ref, x_masked)``: ``x_masked`` is ``x / temperature`` (in np.longdouble; shifted by
+    the row's largest finite entry first, which changes nothing) with the
+    masked entries replaced by -inf, the array to hand to ``assert_matches_reference`` as ``x``
+    together with ``ref=ref`` (its exact-value rules then hold the masked entries, which must be
+    exactly 0 / -inf, and the rows' unmasked special values). Rules: masked entries take no part
+    and give 0 (log: -inf), whatever their value (NaN, +inf); a fully masked row gives 0 (log:
+    -inf) everywhere; otherwise the unmasked entries follow ``reference`` (NaN rows, +inf
+    entries sharing the mass, a row whose unmasked entries are all -inf is NaN there).
+    """
+    x = _as_ld_array(x)
+    where = np.broadcast_to(np.asarray(where, dtype=bool), x.shape)
+    with np.errstate(all="ignore"):
+        xm = np.where(where, x, LD(-np.inf))
+        if temperature != 1.0:
+            # (x - m) / T rounded once, m the row's largest finite entry: x / T - m / T would carry
+            # the rounding errors of both quotients (|x / T| ulp(1) each), ULPs of the result when
+            # |x / T| is large; the shift does not change softmax, nor any special value.
+            finite = np.where(np.isfinite(xm), xm, LD(-np.inf))
+            if x.ndim == 0:
+                m = np.where(np.isfinite(finite), finite, LD(0))
+            else:
+                m = np.max(finite, axis=axis, keepdims=True, initial=-np.inf)
+                m = np.where(np.isfinite(m), m, LD(0))
+            xm = (xm - m) / LD(temperature)
+    if x.ndim == 0:
+        ref = reference(xm, log=log)
+    else:
+        ref = reference(xm, axis, log=log)
+    masked_value = LD(-np.inf) if log else LD(0)
+    ref = np.where(where, ref, masked_value)
+    return ref, xm
+
+
+def _normalize_axes(axis, ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if np.ndim(axis) == 0 else tuple(axis)
+    return tuple(sorted({int(a) % ndim for a in axes}))
+
+
+def logsumexp_reference(a, axis=None, b=None, keepdims: bool = False, where=None, temperature: float = 1.0):
+    """``scipy.special.logsumexp(a / temperature, axis, b, keepdims, return_sign=True)`` with a
+    mask, in np.longdouble: ``(value, sign)`` of ``log(|sum(b * exp(a / T))|)`` over the entries
+    that take part (``where`` True and, SciPy's rule, ``b != 0``: a zero weight removes its entry,
+    even a NaN or an infinity).
+
+    - any NaN taking part: (NaN, NaN);
+    - else +inf entries taking part: the sign of the sum of their weights; (+inf, that sign), or
+      (NaN, NaN) when their weights cancel (inf - inf);
+    - else nothing taking part, or only -inf: (-inf, 0) (an empty row included);
+    - else ``m + log1p(S - 1)`` with m the largest entry and S = sum(b * exp(x - m)) (accurate
+      when S is near 1, e.g. ``[0, -40]``); sign(S), and (-inf, 0) when S is exactly 0.
+    Without return_sign the caller turns a negative sign into a NaN value (SciPy).
+    """
+    a = _as_ld_array(a)
+    if a.ndim == 0:
+        a = a.reshape(1)
+        if b is not None:
+            b = np.reshape(b, (1,)) if np.ndim(b) == 0 else b
+        if where is not None:
+            where = np.reshape(where, (1,)) if np.ndim(where) == 0 else where
+        axis = None
+    axes = _normalize_axes(axis, a.ndim)
+    weights = np.broadcast_to(_as_ld_array(1.0 if b is None else b), a.shape)
+    mask = np.broadcast_to(np.asarray(True if where is None else where, dtype=bool), a.shape)
+    takes_part = mask & (weights != 0)
+    kept = tuple(i for i in range(a.ndim) if i not in axes)
+    order = kept + axes
+    out_shape = tuple(a.shape[i] for i in kept)
+    rows = int(np.prod(out_shape, dtype=np.int64))
+    length = int(np.prod([a.shape[i] for i in axes], dtype=np.int64))
+
+    def flat(v):
+        return np.transpose(v, order).reshape(rows, length)
+
+    t = LD(temperature)
+    with np.errstate(all="ignore"):
+        x = flat(a)  # divided by T after the shift by the maximum: (x - m) / T rounded once
+        w = flat(weights)
+        part = flat(takes_part)
+        x = np.where(part, x, LD(-np.inf))
+        w = np.where(part, w, LD(0))
+        has_nan = np.any(np.isnan(x), axis=1)
+        pos_inf = np.isposinf(x)
+        inf_weight = np.sum(np.where(pos_inf, w, LD(0)), axis=1)
+        has_inf = np.any(pos_inf, axis=1)
+        m = np.max(x, axis=1, initial=-np.inf) if length else np.full(rows, LD(-np.inf))
+        finite_m = np.isfinite(m)
+        m_safe = np.where(finite_m, m, LD(0))
+        terms = w * np.exp((x - m_safe[:, None]) / t)
+        terms = np.where(np.isneginf(x), LD(0), terms)
+        if length:
+            first_max = np.argmax(x == m[:, None], axis=1)
+            idx = (np.arange(rows), first_max)
+            terms[idx] = np.where(finite_m, terms[idx] - 1, terms[idx])  # b_max * 1 - 1, exact
+        s_minus_1 = np.sum(terms, axis=1)
+        s = s_minus_1 + 1
+        value = m_safe / t + np.log1p(np.where(s > 0, s_minus_1, -s - 1))  # log|S|
+        sign = np.sign(s)
+        value = np.where(s == 0, LD(-np.inf), value)
+        # the special cases, last wins
+        value = np.where(~finite_m, LD(-np.inf), value)
+        sign = np.where(~finite_m, LD(0), sign)
+        inf_sign = np.sign(inf_weight)
+        value = np.where(has_inf, np.where(inf_weight != 0, LD(np.inf), LD(np.nan)), value)
+        sign = np.where(has_inf, np.where(inf_weight != 0, inf_sign, LD(np.nan)), sign)
+        value = np.where(has_nan, LD(np.nan), value)
+        sign = np.where(has_nan, LD(np.nan), sign)
+    value, sign = value.reshape(out_shape), sign.reshape(out_shape)
+    if keepdims:
+        full = tuple(1 if i in axes else a.shape[i] for i in range(a.ndim))
+        value, sign = value.reshape(full), sign.reshape(full)
+    return value, sign
+
+
+def ulp_of_any(values, dtype) -> np.ndarray:
+    """``ulp_of`` for bfloat16 (ml_dtypes) as well, without ``np.finfo`` / ``np.spacing`` of
+    bfloat16, which NumPy < 1.24 does not have: ulp(|v|) for v rounded to bfloat16 (8
+    significant bits; the subnormal spacing near 0; the spacing below the largest finite value
+    at and beyond it), as np.longdouble."""
+    dtype = np.dtype(dtype)
+    if dtype.kind != "V":
+        return ulp_of(values, dtype)
+    import ml_dtypes
+
+    info = ml_dtypes.finfo(dtype)
+    with np.errstate(all="ignore"):
+        rounded = np.abs(np.asarray(values).astype(np.float64)).astype(dtype).astype(np.float64)
+        rounded = np.minimum(rounded, float(info.max) * (1 - 2.0**-9))  # in the largest binade
+        _, exponent = np.frexp(rounded)  # rounded = m * 2^exponent, 0.5 <= m < 1
+        ulp = np.ldexp(1.0, exponent - (info.nmant + 1))
+        ulp = np.where(rounded < float(info.tiny), float(info.smallest_subnormal), ulp)
+    return ulp.astype(LD)
+
+
+def assert_log_close(y, ref, bound: float = LOGSUMEXP_ULP, context: str = "", slack=None, dtype=None) -> None:
+    """y (a logarithm: logsumexp, log_softmax) equals ref where ref is NaN or infinite, and lies
+    within ``bound`` ulp(max(|ref|, 1)) of it elsewhere (``log_error``), plus ``slack`` (an
+    absolute allowance per element, for ill-conditioned sums of mixed signs). The ULPs are those
+    of ``dtype`` (default: y's own; e.g. float32 for a float64 y computed from float32 data)."""
+    y = np.asarray(y)
+    ref = np.asarray(ref, dtype=LD)
+    assert y.shape == ref.shape, f"{context}: shape {y.shape} != {ref.shape}"
+    ulp_dtype = y.dtype if dtype is None else np.dtype(dtype)
+    if y.dtype.kind == "V":  # bfloat16: compared as the float32 holding it (exactly)
+        y = y.astype(np.float32)
+    yl = y.astype(LD)
+
+    def show(mask):
+        idx = np.argwhere(mask)[:5].tolist() if y.ndim else "()"
+        shown_y, shown_ref = yl[mask][:5].astype(float).tolist(), ref[mask][:5].astype(float).tolist()
+        return f"{context}: at {idx}: y={shown_y} ref={shown_ref}"
+
+    nan_ref, nan_y = np.isnan(ref), np.isnan(yl)
+    assert np.array_equal(nan_ref, nan_y), "NaN mismatch " + show(nan_ref != nan_y)
+    inf_ref = np.isinf(ref)
+    bad = inf_ref & (yl != ref)
+    assert not bad.any(), "infinity mismatch " + show(bad)
+    finite = np.isfinite(ref)
+    if not finite.any():
+        return
+    with np.errstate(all="ignore"):
+        scale = ulp_of_any(np.maximum(np.abs(ref), LD(1)), ulp_dtype)
+        err = np.abs(_as_ld(y, ref) - ref)
+        allowed = bound * scale + (LD(0) if slack is None else np.asarray(slack, dtype=LD))
+    bad = finite & ~(err <= allowed)
+    if bad.any():
+        ratio = np.where(bad, err / scale, LD(0))
+        worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape) if y.ndim else ()
+        raise AssertionError(
+            f"error {float(ratio[worst]):.3g} ulp(max(|ref|,1)) > {bound}"
+            + ("" if slack is None else " + slack") + " " + show(bad))
