@@ -749,7 +749,7 @@ def merge_states(states: Any, axis: int = 0) -> np.ndarray:
     Parameters
     ----------
     states : array_like or sequence of array_like
-        float64 states, last axis of length 4; a sequence of state arrays of one shape is
+        float64 states, last axis of length 5 (``STATE_FIELDS``); a sequence of state arrays of one shape is
         stacked along a new axis 0.
     axis : int
         The axis of the parts to merge (never the last, the fields'). They are merged in one
