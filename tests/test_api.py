@@ -528,6 +528,16 @@ def test_axis_none_or_tuple(func, axis):
     assert_matches_reference(flat_y, flat_x, -1, func is fastsoftmax.log_softmax)
 
 
+@pytest.mark.parametrize("axis", [None, (1, 2), (-2, -1)])
+def test_adjacent_axes_read_without_a_copy(func, axis):
+    """Axes adjacent in memory (the trailing ones of a C-contiguous array) are read as one: the
+    call allocates its result and nothing the size of x besides; out= then allocates nothing."""
+    x = sample((8, 64, 256))
+    out = np.empty_like(x)
+    assert traced_peak(lambda: func(x, axis=axis)) < 1.25 * x.nbytes
+    assert traced_peak(lambda: func(x, axis=axis, out=out)) < 0.25 * x.nbytes
+
+
 @pytest.mark.parametrize("axis", [np.int64(-1), np.int32(0), np.uint8(1)])
 def test_numpy_integer_axis(func, axis):
     x = sample((4, 6))

@@ -560,15 +560,20 @@ def _over_axes(function: Any, x: Any, axis: Any, where: Any, out: Any, algorithm
     merged = _MergedAxes(array.shape, _normalize_axes(axis, array.ndim))
     mask = None if where is None else merged.merge(np.broadcast_to(_mask_argument(where), array.shape))
     name = None if dtype is None else _dtype_name(dtype)
+    if out is not None and not isinstance(out, np.ndarray):
+        raise TypeError("out= with axis=None or a tuple of axes must be a NumPy array")
+    if out is not None and out.shape != np.shape(x):
+        raise ValueError(f"out has shape {out.shape}; expected {np.shape(x)}, the shape of x")
+    if out is not None:
+        merged_out = merged.merge(out.reshape(array.shape))
+        if np.may_share_memory(merged_out, out):  # out's axes merge as x's do: written directly
+            function(merged.merge(array), -1, algorithm, isa, merged_out, num_threads, temperature, name, casting, mask)
+            return out
     result = merged.split(function(merged.merge(array), -1, algorithm, isa, None, num_threads, temperature, name,
                                    "safe", mask))
     result = np.ascontiguousarray(result).reshape(np.shape(x))
     if out is None:
         return result
-    if not isinstance(out, np.ndarray):
-        raise TypeError("out= with axis=None or a tuple of axes must be a NumPy array")
-    if out.shape != result.shape:
-        raise ValueError(f"out has shape {out.shape}; expected {result.shape}, the shape of x")
     np.copyto(out, result, casting=casting)
     return out
 
