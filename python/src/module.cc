@@ -170,7 +170,7 @@ py::array_t<double> merge_state_rows(const py::array_t<double, py::array::c_styl
   for (std::size_t r = 0; r < rows; ++r) {
     const Status status = merge_states(in + r * count, count, out + r);
     if (status == Status::kMismatchedStates) {
-      throw py::value_error("the states to merge have different temperatures (field 3); merge only states "
+      throw py::value_error("the states to merge have different temperatures (their last field); merge only states "
                             "computed at one temperature");
     }
     if (status != Status::kOk) throw py::value_error(status_message(status));
