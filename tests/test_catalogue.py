@@ -24,7 +24,8 @@ except ImportError:  # pragma: no cover - ml_dtypes is in the [test] extra
 # The CPU kernels (the CUDA backend's, target "cuda", are tested in test_cuda_host.py).
 CATALOGUE = [k for k in fastsoftmax.kernels() if k["target"] != "cuda"]
 CUDA_CATALOGUE = [k for k in fastsoftmax.kernels() if k["target"] == "cuda"]
-OPERATIONS = "softmax|log_softmax|softmax_topk|logsumexp|softmax_state|softmax_from_state|log_softmax_from_state"
+OPERATIONS = ("softmax|log_softmax|softmax_topk|topk_softmax|logsumexp|softmax_state|softmax_from_state|"
+              "log_softmax_from_state")
 NAME = re.compile(rf"^(f32|f64|f16|bf16)-({OPERATIONS})-([a-z_]+)-([a-z0-9_]+)-([a-z0-9]+)-"
                   r"(u\d+|c\d+)(-split)?$")
 # CUDA tiles: warp-c<elements per lane>, block, split, radix.
@@ -55,7 +56,7 @@ def call_for(kernel: dict[str, str]) -> tuple[np.ndarray, int, dict]:
     rng = np.random.default_rng(sum(map(ord, kernel["name"])))
     dtype = dtype_of(kernel["dtype"])
     kwargs: dict = {"isa": kernel["target"], "function": kernel["operation"]}
-    if kernel["operation"] == "softmax_topk":
+    if kernel["operation"] in ("softmax_topk", "topk_softmax"):
         kwargs["k"] = TOPK_K if kernel["algorithm"] != "checked" else 1
         if kernel["layout"] == "rows" and kernel["algorithm"] != "checked":
             kwargs["k"] = TOPK_ROWS_K
@@ -65,7 +66,7 @@ def call_for(kernel: dict[str, str]) -> tuple[np.ndarray, int, dict]:
         kwargs["algorithm"] = kernel["algorithm"]
     if kernel["algorithm"] == "checked":
         return rng.normal(0, 4, (3, 1)).astype(dtype), -1, kwargs
-    if kernel["layout"] == "columns" and kernel["operation"] == "softmax_topk":  # short rows
+    if kernel["layout"] == "columns" and kernel["operation"] in ("softmax_topk", "topk_softmax"):  # short rows
         return rng.normal(0, 4, (COLUMNS, COLUMN_LENGTH)).astype(dtype), -1, kwargs
     if kernel["layout"] == "columns":
         return rng.normal(0, 4, (COLUMN_LENGTH, COLUMNS)).astype(dtype), 0, kwargs
@@ -84,6 +85,8 @@ def run(x: np.ndarray, axis: int, kwargs: dict):
     function = getattr(fastsoftmax, kwargs.pop("function"))
     if function is fastsoftmax.softmax_topk:
         return function(x, kwargs.pop("k"), axis, **kwargs)
+    if function is fastsoftmax.topk_softmax:  # rows of router logits (tokens, experts)
+        return function(x, kwargs.pop("k"), **kwargs)
     if function in (fastsoftmax.softmax_from_state, fastsoftmax.log_softmax_from_state):
         return function(x, fastsoftmax.softmax_state(x, axis, isa="scalar"), axis, **kwargs)
     return function(x, axis, **kwargs)
@@ -155,7 +158,7 @@ def test_every_kernel_is_reached_and_accurate(kernel):
 
     result = run(x, axis, kwargs)
     context = kernel["name"]
-    if kernel["operation"] == "softmax_topk":
+    if kernel["operation"] in ("softmax_topk", "topk_softmax"):
         values, indices = result
         k = indices.shape[-1]
         # The k largest inputs, larger first, ties to the lower index.
@@ -164,7 +167,8 @@ def test_every_kernel_is_reached_and_accurate(kernel):
         probabilities = np.take_along_axis(reference(x.astype(np.float64)), expected, -1).astype(np.float64)
         # Within one unit of the last place of values' type (relative), at worst.
         precision = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float64": 2.0**-52}
-        np.testing.assert_allclose(values.astype(np.float64), probabilities, rtol=precision[x.dtype.name],
+        values_dtype = values.dtype.name  # topk_softmax's weights are float32 for every input dtype
+        np.testing.assert_allclose(values.astype(np.float64), probabilities, rtol=precision[values_dtype],
                                    err_msg=context)
         return
     if kernel["operation"] in ("logsumexp", "softmax_state"):

@@ -149,6 +149,9 @@ const char* status_message(Status status) {
     case Status::kDeviceElementStride: return "the elements of a row are not adjacent in device memory";
     case Status::kDeviceTopkTooLarge: return "k is above the CUDA kernels' capacity (cuda::kMaxTopk)";
     case Status::kMismatchedStates: return "the states to merge have different temperatures";
+    case Status::kBadRouterGroups:
+      return "the expert groups do not divide n, topk_group is not in 1..groups, or k exceeds their experts";
+    case Status::kBadRouterOptions: return "an unknown Scoring, or a scaling that is not finite";
     case Status::kDeviceOperation: return "the CUDA backend does not run this operation, or masks (CPU only)";
     case Status::kDeviceHostMemory: return "a pointer of a device call is not device (or managed) memory";
     case Status::kDeviceError: return "the CUDA runtime failed (fastsoftmax::cuda::last_error() says how)";

@@ -53,6 +53,12 @@ void add_row_kernels(const RowKernels<T>* table, DataType dtype, const CpuTarget
   if (table->softmax_topk != nullptr) {
     out.push_back(info(dtype, Operation::kSoftmaxTopk, algorithm_name(Algorithm::kOnline), target, Layout::kRows));
   }
+  // topk_softmax: softmax_topk's pass for float32 and float64 softmax scores, else the router's
+  // portable code (named as the scalar target's).
+  const bool wide_probabilities = dtype == DataType::kFloat32 || dtype == DataType::kFloat64;
+  if ((table->softmax_topk != nullptr && wide_probabilities) || target.isa() == Isa::kScalar) {
+    out.push_back(info(dtype, Operation::kTopkSoftmax, algorithm_name(Algorithm::kOnline), target, Layout::kRows));
+  }
   // The state passes (reduce, write from a state): two-pass's, online's on the scalar target.
   if (table->reduce != nullptr) {
     const char* algorithm = algorithm_name(target.isa() == Isa::kScalar ? Algorithm::kOnline : Algorithm::kTwoPass);
@@ -77,7 +83,9 @@ void add_pass_kernels(const CpuTarget& target, Layout layout, std::vector<Kernel
   }
   // Short rows' softmax_topk (online totals) runs on the column kernels.
   if (layout == Layout::kColumns) {
-    out.push_back(info(DataType::kFloat32, Operation::kSoftmaxTopk, algorithm_name(Algorithm::kOnline), target, layout));
+    for (Operation operation : {Operation::kSoftmaxTopk, Operation::kTopkSoftmax}) {
+      out.push_back(info(DataType::kFloat32, operation, algorithm_name(Algorithm::kOnline), target, layout));
+    }
   }
 }
 
@@ -97,7 +105,10 @@ std::string planned_kernel_name(const Call& call, const Plan& plan) {
   // Short rows run the column kernels on their transposed blocks.
   if (plan.schedule == Schedule::kColumns || plan.schedule == Schedule::kShortRows) layout = Layout::kColumns;
   // softmax_topk's kernel passes over slices as it does over rows (short rows: the column kernels').
-  if (plan.schedule == Schedule::kSplitRows && call.operation != Operation::kSoftmaxTopk) layout = Layout::kSplitRows;
+  if (plan.schedule == Schedule::kSplitRows && call.operation != Operation::kSoftmaxTopk &&
+      call.operation != Operation::kTopkSoftmax) {
+    layout = Layout::kSplitRows;
+  }
   return kernel_name(call.dtype, call.operation, algorithm_name(plan.algorithm), *plan.kernel_target, layout);
 }
 

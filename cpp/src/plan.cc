@@ -213,7 +213,16 @@ Plan plan(const Call& call) {
   choose_threads(call, plan);
   const Operand& x = call.inputs[0];
 
-  if (call.operation == Operation::kSoftmaxTopk) {
+  if (call.operation == Operation::kTopkSoftmax && !router_runs_topk(call)) {
+    plan.kernel_target = &cpu_target(Isa::kScalar);
+    plan.kernel_reason = "the router's scores and selection are portable code, in extended precision";
+    plan.algorithm = Algorithm::kOnline;
+    plan.algorithm_reason = "scores, the kept groups and the k best in one pass over each row's scores";
+    plan.schedule = Schedule::kRows;
+    plan.schedule_reason = "whole rows (tokens), shared out among the threads";
+    return plan;
+  }
+  if (call.operation == Operation::kSoftmaxTopk || router_runs_topk(call)) {
     plan.algorithm = Algorithm::kOnline;
     plan.algorithm_reason = "softmax_topk fuses the online normalizer with the selection (Milakov & Gimelshein, Alg. 4)";
     if (call.n == 1) {

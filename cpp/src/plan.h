@@ -39,4 +39,13 @@ struct Plan {
 // Validates the call and plans it. Reads nothing of its data.
 Plan plan(const Call& call);
 
+// Whether a topk_softmax call is softmax_topk's (softmax scores, no bias, no groups, float32 or
+// float64 logits, whose probabilities keep float32's precision): it is then planned and run as
+// softmax_topk's fused pass, and its weights made from the k results.
+inline bool router_runs_topk(const Call& call) {
+  return call.operation == Operation::kTopkSoftmax && call.router.scoring == Scoring::kSoftmax &&
+         call.inputs[1].data == nullptr && call.router.groups == 0 &&
+         (call.dtype == DataType::kFloat32 || call.dtype == DataType::kFloat64);
+}
+
 }  // namespace fastsoftmax

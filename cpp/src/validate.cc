@@ -1,6 +1,7 @@
 // Every check of a call, in one place, and the words for each failure.
 #include "validate.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -12,7 +13,7 @@
 namespace fastsoftmax {
 namespace {
 
-constexpr int kNumOperations = 7;
+constexpr int kNumOperations = 8;
 constexpr int kNumDtypes = 4;
 constexpr int kNumAlgorithmValues = 5;  // kAuto and the four
 constexpr int kNumIsaValues = 5;        // kAuto and the four targets
@@ -20,7 +21,7 @@ constexpr int kNumIsaValues = 5;        // kAuto and the four targets
 // The operands of each operation, named as in the Python API: how many elements each holds per
 // row, of which type, and whether it may be absent (null data).
 enum class PerRow { kN, kK, kOne };
-enum class Element { kData, kIndex, kState };  // the call's dtype, int64, NormalizerState
+enum class Element { kData, kIndex, kState, kFloat32, kInt32 };  // the call's dtype, int64, NormalizerState, ...
 struct OperandSpec {
   const char* name;
   PerRow per_row;
@@ -45,9 +46,16 @@ constexpr OperationSpec kOperationSpecs[kNumOperations] = {
     {1, {kX}, 1, {kStates}},          // kSoftmaxState
     {2, {kX, kStates}, 1, {kY}},      // kSoftmaxFromState
     {2, {kX, kStates}, 1, {kY}},      // kLogSoftmaxFromState
+    {2, {kX, {"correction_bias", PerRow::kN, Element::kFloat32, true}},  // kTopkSoftmax
+     2, {{"weights", PerRow::kK, Element::kFloat32, false}, {"ids", PerRow::kK, Element::kInt32, false}}},
 };
 // The mask of any operation: one byte per element of x.
 constexpr OperandSpec kMask = {"where", PerRow::kN, Element::kData, true};
+
+// The operations with k results per row.
+bool selects_k(const Call& call) {
+  return call.operation == Operation::kSoftmaxTopk || call.operation == Operation::kTopkSoftmax;
+}
 
 template <class Enum>
 bool known(Enum value, int count) {
@@ -67,6 +75,8 @@ std::size_t element_size(Element element, DataType dtype) {
     case Element::kData: return element_size(dtype);
     case Element::kIndex: return sizeof(std::int64_t);
     case Element::kState: return sizeof(NormalizerState);
+    case Element::kFloat32: return sizeof(float);
+    case Element::kInt32: return sizeof(std::int32_t);
   }
   return 1;
 }
@@ -172,9 +182,9 @@ OperandProblem operand_problem(const Call& call) {
     const Extent out = extent_of(spans[o], call.rows);
     for (int other = 0; other < o; ++other) {
       const Extent e = extent_of(spans[other], call.rows);
-      // In place: an output of x's shape over x itself (softmax_topk's and the per-row outputs never).
+      // In place: an output of x's shape over x itself (the top-k and per-row outputs never).
       const bool in_place = spans[other].operand == &call.inputs[0] && spans[o].per_row == call.n &&
-                            call.operation != Operation::kSoftmaxTopk && same_layout(spans[o], spans[other], call.rows);
+                            !selects_k(call) && same_layout(spans[o], spans[other], call.rows);
       if (out.first < e.last && e.first < out.last && !in_place) {
         return {Status::kOverlappingMemory, spans[o].name, spans[other].name};
       }
@@ -217,15 +227,33 @@ Status validate_common(const Call& call) {
   if (!known(call.dtype, kNumDtypes)) return Status::kUnknownDtype;
   if (!known(options.algorithm, kNumAlgorithmValues)) return Status::kUnknownAlgorithm;
   if (!(options.temperature > 0 && std::isfinite(options.temperature))) return Status::kBadTemperature;
-  if (call.operation == Operation::kSoftmaxTopk && options.algorithm != Algorithm::kAuto &&
-      options.algorithm != Algorithm::kOnline) {
+  if (selects_k(call) && options.algorithm != Algorithm::kAuto && options.algorithm != Algorithm::kOnline) {
     return Status::kNotFusedAlgorithm;
+  }
+  if (call.operation == Operation::kTopkSoftmax) {
+    const RouterOptions& router = call.router;
+    if (!known(router.scoring, 2) || !std::isfinite(router.scaling)) return Status::kBadRouterOptions;
   }
   return Status::kOk;
 }
 
 bool bad_k(const Call& call) {
-  return call.operation == Operation::kSoftmaxTopk && (call.k < 1 || static_cast<std::size_t>(call.k) > call.n);
+  return selects_k(call) && (call.k < 1 || static_cast<std::size_t>(call.k) > call.n);
+}
+
+// The experts of the kept groups, or 0 when the groups are not valid for n.
+std::size_t experts_in_kept_groups(const Call& call) {
+  const RouterOptions& router = call.router;
+  if (router.groups == 0) return router.topk_group == 0 ? call.n : 0;
+  if (router.groups < 0 || call.n % static_cast<std::size_t>(router.groups) != 0 || router.topk_group < 1 ||
+      router.topk_group > router.groups) {
+    return 0;
+  }
+  return call.n / static_cast<std::size_t>(router.groups) * static_cast<std::size_t>(router.topk_group);
+}
+bool bad_groups(const Call& call) {
+  return call.operation == Operation::kTopkSoftmax && call.n > 0 &&
+         experts_in_kept_groups(call) < static_cast<std::size_t>(std::max<std::int64_t>(call.k, 1));
 }
 
 }  // namespace
@@ -260,6 +288,7 @@ Status validate(const Call& call) {
     return Status::kIsaNotSupported;
   }
   if (bad_k(call)) return Status::kBadK;
+  if (bad_groups(call)) return Status::kBadRouterGroups;
   if (call.rows == 0) return Status::kOk;  // nothing to read or write
   return operand_problem(call).status;
 }
@@ -278,8 +307,8 @@ std::string error_message(Status status, const Call& call) {
       return "num_threads must be >= 0 (0: get_num_threads()), got " + std::to_string(options.cpu.num_threads);
     case Status::kBadTemperature: return "temperature must be finite and > 0, got " + number(options.temperature);
     case Status::kNotFusedAlgorithm:
-      return std::string("softmax_topk runs the online algorithm, fused with the selection: algorithm must be "
-                         "auto or online, got ") +
+      return std::string(operation_name(call.operation)) +
+             " runs the online algorithm, fused with the selection: algorithm must be auto or online, got " +
              algorithm_name(options.algorithm);
     case Status::kBadK:
       return "k must be in 1..n (n = " + std::to_string(call.n) + ", the row length), got " + std::to_string(call.k);
@@ -309,6 +338,16 @@ std::string error_message(Status status, const Call& call) {
       return "FASTSOFTMAX_ISA='" + variable + "' is not available here: " + unavailable_reason(cpu_target(isa));
     }
     case Status::kMismatchedStates: return "the states to merge have different temperatures";
+    case Status::kBadRouterGroups: {
+      const RouterOptions& router = call.router;
+      return "num_expert_group (" + std::to_string(router.groups) + ") must divide the experts (" +
+             std::to_string(call.n) + "), topk_group (" + std::to_string(router.topk_group) +
+             ") must be in 1..num_expert_group (both 0: no groups), and k (" + std::to_string(call.k) +
+             ") at most the experts of topk_group groups";
+    }
+    case Status::kBadRouterOptions:
+      return "scoring must be softmax or sigmoid and routed_scaling_factor finite, got scoring value " +
+             std::to_string(static_cast<int>(call.router.scoring)) + " and " + number(call.router.scaling);
     case Status::kDeviceDtype:
       return std::string("dtype ") + dtype_name(call.dtype) +
              " is not supported on CUDA devices: the CUDA kernels compute in float32 (float32, float16 and "

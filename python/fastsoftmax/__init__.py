@@ -71,6 +71,7 @@ __all__ = [
     "softmax_from_state",
     "softmax_state",
     "softmax_topk",
+    "topk_softmax",
 ]
 
 
@@ -418,6 +419,68 @@ def softmax_topk(
     return _core.softmax_topk(x, k, axis, temperature, sorted, isa, num_threads, where)
 
 
+def topk_softmax(
+    router_logits: Any,
+    k: int,
+    *,
+    renormalize: bool = False,
+    scoring: str = "softmax",
+    num_expert_group: int | None = None,
+    topk_group: int | None = None,
+    correction_bias: Any = None,
+    routed_scaling_factor: float = 1.0,
+    isa: str = "auto",
+    num_threads: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The top-k gate of a mixture of experts: each token's k experts and their weights.
+
+    vLLM's ``topk_softmax`` (its CPU path: ``torch.topk(torch.softmax(x.float(), -1), k)``, then
+    renormalized) and DeepSeek-V3's grouped top-k (vLLM's ``grouped_topk``), in one call over
+    every token, threads over tokens.
+
+    Parameters
+    ----------
+    router_logits : array_like
+        (tokens, experts): float32, float16, bfloat16 (``ml_dtypes``) or float64; computed in
+        extended precision (double; long double for float64). Another number of dimensions
+        raises ValueError.
+    k : int
+        Experts per token: 1 <= k <= experts (with groups: at most the experts of ``topk_group``
+        groups), else ValueError.
+    renormalize : bool
+        Divide each token's k weights by their sum.
+    scoring : str
+        "softmax" (over the experts) or "sigmoid" (of each expert), else ValueError.
+    num_expert_group, topk_group : int, optional
+        Both or neither (ValueError): the experts split into ``num_expert_group`` groups of
+        consecutive experts (it must divide them), each scored by its largest score (with
+        ``correction_bias``: the sum of its two largest biased scores); only the experts of the
+        ``topk_group`` best groups (ties: the lower group) can be chosen.
+    correction_bias : array_like, optional
+        (experts,) floats (else ValueError): experts are chosen by score + bias, but weighted by
+        their unbiased scores (DeepSeek-V3's auxiliary-loss-free balancing).
+    routed_scaling_factor : float
+        Every weight is multiplied by it, after ``renormalize``.
+    isa, num_threads
+        As for :func:`softmax` (the router runs portable code on every ISA).
+
+    Returns
+    -------
+    (weights, ids) : tuple of numpy.ndarray
+        (tokens, k): float32 weights and int32 expert ids, in order of decreasing (biased) score,
+        ties to the lower expert index. A token whose logits hold a NaN (or, under softmax, only
+        -inf) gets NaN weights at ids 0..k-1.
+
+    Examples
+    --------
+    >>> weights, ids = fastsoftmax.topk_softmax(np.float32([[1.0, 3.0, 2.0, 3.0]]), 2, renormalize=True)
+    >>> weights, ids
+    (array([[0.5, 0.5]], dtype=float32), array([[1, 3]], dtype=int32))
+    """
+    return _core.topk_softmax(_host(router_logits), k, renormalize, scoring, num_expert_group, topk_group,
+                              correction_bias, routed_scaling_factor, isa, num_threads)
+
+
 def explain(
     x: Any,
     axis: int = -1,
@@ -436,9 +499,10 @@ def explain(
     x, axis, algorithm, isa, num_threads, temperature
         As for :func:`softmax`; the call is planned exactly as it would run.
     function : str
-        "softmax" (default), "log_softmax", "softmax_topk" (then ``k`` is required),
-        "logsumexp", "softmax_state", "softmax_from_state" or "log_softmax_from_state" (along
-        one ``axis``; without ``b`` or ``where``).
+        "softmax" (default), "log_softmax", "softmax_topk" or "topk_softmax" (then ``k`` is
+        required; topk_softmax with its default options), "logsumexp", "softmax_state",
+        "softmax_from_state" or "log_softmax_from_state" (along one ``axis``; without ``b`` or
+        ``where``).
     k : int, optional
         For ``function="softmax_topk"``.
 

@@ -40,6 +40,10 @@ def softmax_topk(
 def logsumexp(
     x: Any, axis: Any, b: Any, where: Any, temperature: Any, isa: Any, num_threads: Any
 ) -> tuple[np.ndarray, np.ndarray]: ...
+def topk_softmax(
+    x: Any, k: Any, renormalize: Any, scoring: Any, num_expert_group: Any, topk_group: Any, correction_bias: Any,
+    routed_scaling_factor: Any, isa: Any, num_threads: Any
+) -> tuple[np.ndarray, np.ndarray]: ...
 def softmax_state(x: Any, axis: Any, where: Any, temperature: Any, isa: Any, num_threads: Any) -> np.ndarray: ...
 def softmax_from_state(
     x: Any, states: Any, axis: Any, where: Any, out: Any, isa: Any, num_threads: Any

@@ -99,6 +99,37 @@ bool sorted_argument(py::handle sorted) {
   return sorted.cast<bool>();
 }
 
+RouterOptions router_arguments(py::handle renormalize, py::handle scoring, py::handle num_expert_group,
+                               py::handle topk_group, py::handle routed_scaling_factor) {
+  RouterOptions router;
+  if (!PyBool_Check(renormalize.ptr()) && !py::isinstance(renormalize, numpy_bool())) {
+    throw py::type_error("renormalize must be a bool, got " + type_name(renormalize));
+  }
+  router.renormalize = renormalize.cast<bool>();
+  if (!py::isinstance<py::str>(scoring)) throw py::type_error("scoring must be a str, got " + type_name(scoring));
+  const std::string name = scoring.cast<std::string>();
+  if (name != "softmax" && name != "sigmoid") {
+    throw py::value_error("scoring must be 'softmax' or 'sigmoid', got '" + name + "'");
+  }
+  router.scoring = name == "softmax" ? Scoring::kSoftmax : Scoring::kSigmoid;
+  if (num_expert_group.is_none() != topk_group.is_none()) {
+    throw py::value_error("num_expert_group and topk_group go together: give both or neither");
+  }
+  if (!num_expert_group.is_none()) {
+    for (py::handle value : {num_expert_group, topk_group}) {
+      if (!is_integer(value)) throw py::type_error("num_expert_group and topk_group must be integers, got " + type_name(value));
+    }
+    router.groups = num_expert_group.cast<int>();
+    router.topk_group = topk_group.cast<int>();
+    if (router.groups < 1) throw py::value_error("num_expert_group must be >= 1, got " + std::to_string(router.groups));
+  }
+  const bool real = PyFloat_Check(routed_scaling_factor.ptr()) || is_integer(routed_scaling_factor) ||
+                    py::isinstance(routed_scaling_factor, numpy_floating());
+  if (!real) throw py::type_error("routed_scaling_factor must be a real number, got " + type_name(routed_scaling_factor));
+  router.scaling = routed_scaling_factor.cast<double>();
+  return router;
+}
+
 int axis_argument(py::handle axis, int ndim) {
   if (!is_integer(axis)) throw py::type_error("axis must be an integer, got " + type_name(axis));
   const long long value = axis.cast<long long>();

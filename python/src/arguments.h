@@ -21,6 +21,11 @@ int threads_argument(py::handle threads);
 double temperature_argument(py::handle temperature);
 std::int64_t k_argument(py::handle k);
 bool sorted_argument(py::handle sorted);
+// topk_softmax's options: renormalize a bool, scoring "softmax" or "sigmoid", num_expert_group and
+// topk_group both None or both integers, routed_scaling_factor a real number (their values are
+// the library's to check).
+RouterOptions router_arguments(py::handle renormalize, py::handle scoring, py::handle num_expert_group,
+                               py::handle topk_group, py::handle routed_scaling_factor);
 // An axis of an array of `ndim` dimensions, in 0..ndim-1: numpy.exceptions.AxisError if out of range.
 int axis_argument(py::handle axis, int ndim);
 

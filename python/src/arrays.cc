@@ -531,6 +531,31 @@ TopkResult prepare_topk(const Input& x, std::int64_t k, py::handle axis, bool so
   return {values, indices, p};
 }
 
+RouterResult prepare_router(const Input& x, std::int64_t k, const RouterOptions& router, py::handle bias,
+                            const Options& options) {
+  if (x.array.ndim() != 2) {
+    throw py::value_error("router_logits must have 2 dimensions (tokens, experts), got shape " +
+                          shape_text(shape_of(x.array)));
+  }
+  Prepared p = prepared_call(Operation::kTopkSoftmax, x, options, 1);
+  p.call.k = k;
+  p.call.router = router;
+  // k and the groups are checked (with every option) before the results, whose shape k is.
+  if (fastsoftmax::run(empty_call(p)) != Status::kOk) return {py::array(), py::array(), p};
+  if (!bias.is_none()) {
+    const py::array values = numpy().attr("ascontiguousarray")(bias, py::arg("dtype") = "float32");
+    if (values.ndim() != 1 || values.shape(0) != x.array.shape(1)) {
+      throw py::value_error("correction_bias has shape " + shape_text(shape_of(values)) + "; expected (" +
+                            std::to_string(x.array.shape(1)) + ",), one per expert");
+    }
+    p.inputs[0] = numpy().attr("broadcast_to")(values, x.array.attr("shape"));
+  }
+  const std::vector<py::ssize_t> shape = {x.array.shape(0), static_cast<py::ssize_t>(k)};
+  const py::array weights = py::array_t<float>(shape), ids = py::array_t<std::int32_t>(shape);
+  p.outputs = {weights, ids};
+  return {weights, ids, p};
+}
+
 void attach_mask(Prepared& p, py::handle where) {
   if (where.is_none()) return;
   const py::array mask = numpy().attr("asarray")(where);

@@ -109,6 +109,17 @@ struct TopkResult {
 };
 TopkResult prepare_topk(const Input& x, std::int64_t k, py::handle axis, bool sorted, const Options& options);
 
+// topk_softmax: (weights float32, ids int32) of shape (tokens, k) for router logits x of shape
+// (tokens, experts), bias None or (experts,) floats, and the call (none when the library refuses
+// it: run() then raises).
+struct RouterResult {
+  py::array weights;
+  py::array ids;
+  Prepared prepared;
+};
+RouterResult prepare_router(const Input& x, std::int64_t k, const RouterOptions& router, py::handle bias,
+                            const Options& options);
+
 // Runs every library call of the operation (without the GIL); ValueError with the library's
 // message if it refuses the call, before anything is written.
 void run(const Prepared& prepared);

@@ -132,6 +132,18 @@ py::tuple topk(py::handle x, py::handle k, py::handle axis, py::handle temperatu
   return py::make_tuple(call.values, call.indices);
 }
 
+py::tuple topk_softmax(py::handle x, py::handle k, py::handle renormalize, py::handle scoring,
+                       py::handle num_expert_group, py::handle topk_group, py::handle correction_bias,
+                       py::handle routed_scaling_factor, py::handle isa, py::handle num_threads) {
+  const Options options = options_of(py::str("auto"), isa, num_threads, py::float_(1.0));
+  const RouterOptions router =
+      router_arguments(renormalize, scoring, num_expert_group, topk_group, routed_scaling_factor);
+  const RouterResult call =
+      prepare_router(input_array(x, "topk_softmax"), k_argument(k), router, correction_bias, options);
+  run(call.prepared);
+  return py::make_tuple(call.weights, call.ids);
+}
+
 py::tuple logsumexp_rows(py::handle x, py::handle axis, py::handle b, py::handle where, py::handle temperature,
                     py::handle isa, py::handle num_threads) {
   const Options options = options_of(py::str("auto"), isa, num_threads, temperature);
@@ -197,6 +209,11 @@ Explanation explain_call(py::handle x, py::handle axis, const std::string& funct
     if (k.is_none()) throw py::type_error("explain(function='softmax_topk') needs k");
     return explain(prepare_topk(input_array(x, "softmax_topk"), k_argument(k), axis, true, options).prepared);
   }
+  if (function == "topk_softmax") {  // its default options: softmax scores, no bias, no groups
+    if (k.is_none()) throw py::type_error("explain(function='topk_softmax') needs k");
+    return explain(prepare_router(input_array(x, "topk_softmax"), k_argument(k), RouterOptions{}, py::none(), options)
+                       .prepared);
+  }
   if (function == "logsumexp") {
     return explain(prepare_logsumexp(input_array(x, "logsumexp"), axis, py::none(), py::none(), options).prepared);
   }
@@ -218,7 +235,7 @@ Explanation explain_call(py::handle x, py::handle axis, const std::string& funct
     operation = Operation::kLogSoftmax;
   } else {
     throw py::value_error("unknown function '" + function + "'; expected softmax, log_softmax, softmax_topk, "
-                          "logsumexp, softmax_state, softmax_from_state or log_softmax_from_state");
+                          "topk_softmax, logsumexp, softmax_state, softmax_from_state or log_softmax_from_state");
   }
   return explain(prepare_rowwise(operation, input_array(x, function.c_str()), axis, py::none(), options, false,
                                  DataType::kFloat32, Casting::kSafe)
@@ -270,6 +287,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("k"), py::arg("axis"), py::arg("temperature"), py::arg("sorted"), py::arg("isa"),
         py::arg("num_threads"), py::arg("where") = py::none());
   m.def("logsumexp", &logsumexp_rows, "fastsoftmax.logsumexp along one axis, every argument positional: (lse, sign).");
+  m.def("topk_softmax", &topk_softmax, "fastsoftmax.topk_softmax with every argument given positionally.");
   m.def("softmax_state", &softmax_state_rows, "fastsoftmax.softmax_state with every argument given positionally.");
   m.def("softmax_from_state",
         [](py::handle x, py::handle states, py::handle axis, py::handle where, py::handle out, py::handle isa,

@@ -62,6 +62,29 @@ enum class Operation {
   kSoftmaxState,         // inputs {x}; outputs {states}: one NormalizerState per row
   kSoftmaxFromState,     // inputs {x, states (one NormalizerState per row)}; outputs {y}: n per row
   kLogSoftmaxFromState,  // inputs {x, states}; outputs {y}: n per row
+  // The top-k gate of a mixture of experts (vLLM's topk_softmax, DeepSeek-V3's grouped top-k; see
+  // RouterOptions): inputs {x (logits, a row per token), bias (optional: n floats shared by every
+  // row, row stride ignored)}; outputs {weights (k float per row), ids (k int32 per row)}.
+  kTopkSoftmax,
+};
+
+// How kTopkSoftmax scores the experts of a row (a token's router logits).
+enum class Scoring {
+  kSoftmax,  // softmax(x) over the experts
+  kSigmoid,  // sigmoid(x) of each expert
+};
+// kTopkSoftmax's parameters. Experts are chosen by score + bias (bias: the optional input), the k
+// largest in order, ties to the lower index; their weights are their unbiased scores, divided by
+// their sum if `renormalize`, then multiplied by `scaling`. Groups (DeepSeek-V3): the n experts
+// are split into `groups` groups of n / groups consecutive ones, each scored by its largest
+// biased score (with a bias: the sum of its two largest), and only the experts of the
+// `topk_group` best groups (ties to the lower index) can be chosen. groups = 0: no groups.
+struct RouterOptions {
+  Scoring scoring = Scoring::kSoftmax;
+  bool renormalize = false;
+  int groups = 0;
+  int topk_group = 0;
+  double scaling = 1.0;
 };
 
 // The element type of x and of the floating-point outputs.
@@ -92,6 +115,9 @@ enum class [[nodiscard]] Status {
   kOverlappingMemory,    // an output shares memory with x (other than exactly in place) or another output
   // merge_states:
   kMismatchedStates,     // the parts have different temperatures
+  // topk_softmax:
+  kBadRouterGroups,      // groups does not divide n, or topk_group not in 1..groups, or k above their experts
+  kBadRouterOptions,     // an unknown Scoring, or a scaling that is not finite
   // The implementation asked for:
   kIsaNotCompiled,       // CpuOptions::isa names a target this build does not contain
   kIsaNotSupported,      // CpuOptions::isa names a target this CPU (or OS) cannot run
@@ -362,8 +388,9 @@ struct Call {
   Operand inputs[kMaxInputs];
   Operand outputs[kMaxOutputs];
   Operand mask;
-  std::int64_t k = 0;  // kSoftmaxTopk: results per row, 1 <= k <= n
+  std::int64_t k = 0;  // kSoftmaxTopk, kTopkSoftmax: results per row, 1 <= k <= n
   bool sorted = true;  // kSoftmaxTopk: results in order (see softmax_topk)
+  RouterOptions router;  // kTopkSoftmax
   Options options;
 };
 
@@ -392,7 +419,8 @@ Explanation explain(const Call& call);
 // Lower-case names as used by the Python API and FASTSOFTMAX_ISA: "auto", "scalar", "avx2",
 // "avx512", "avx512_bf16"; "auto", "two_pass", "three_pass_reload", "three_pass_recompute",
 // "online"; "softmax", "log_softmax", "softmax_topk", "logsumexp", "softmax_state",
-// "softmax_from_state", "log_softmax_from_state"; "float32", "float64", "float16", "bfloat16".
+// "softmax_from_state", "log_softmax_from_state", "topk_softmax"; "float32", "float64", "float16",
+// "bfloat16".
 const char* isa_name(Isa isa);
 const char* algorithm_name(Algorithm algorithm);
 const char* operation_name(Operation operation);

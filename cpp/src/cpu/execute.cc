@@ -17,6 +17,7 @@
 #include "cpu/checked.h"
 #include "cpu/targets.h"
 #include "cpu/normalizer.h"
+#include "cpu/router.h"
 #include "cpu/thread_pool.h"
 #include "cpu/threads.h"
 #include "cpu/topk_selection.h"
@@ -714,6 +715,76 @@ void run_split_state_rows(const Call& call, const Plan& plan) {
   });
 }
 
+// ---- topk_softmax (the gate of a mixture of experts) ------------------------------------------
+
+// softmax scores without bias or groups: softmax_topk's fused pass over a chunk of rows at a time
+// into a scratch (its plan is this call's), then each row's weights: the probabilities, or with
+// renormalize the softmax of the k chosen inputs (computed from them, in the wide type, not from
+// the rounded probabilities).
+template <class T>
+void execute_typed(const Call& call, const Plan& plan);
+
+template <class T>
+void run_router_as_topk(const Call& call, const Plan& plan) {
+  using Wide = WideOf<T>;
+  constexpr std::size_t kChunkRows = 4096;
+  const auto k = static_cast<std::size_t>(call.k);
+  std::vector<T> values(std::min(call.rows, kChunkRows) * k);
+  std::vector<std::int64_t> indices(values.size());
+  const Operand& x = call.inputs[0];
+  for (std::size_t begin = 0; begin < call.rows; begin += kChunkRows) {
+    Call chunk = call;
+    chunk.operation = Operation::kSoftmaxTopk;
+    chunk.rows = std::min(kChunkRows, call.rows - begin);
+    chunk.inputs[0].data = row_of<const T>(x, begin);
+    chunk.outputs[0] = {values.data(), static_cast<std::ptrdiff_t>(k), 1};
+    chunk.outputs[1] = {indices.data(), static_cast<std::ptrdiff_t>(k), 1};
+    execute_typed<T>(chunk, plan);
+    for (std::size_t r = 0; r < chunk.rows; ++r) {
+      const T* row = row_of<const T>(x, begin + r);
+      float* weights = row_of<float>(call.outputs[0], begin + r);
+      std::int32_t* ids = row_of<std::int32_t>(call.outputs[1], begin + r);
+      const auto input = [&](std::size_t j) -> Wide {
+        return widen(row[static_cast<std::ptrdiff_t>(indices[r * k + j]) * x.stride]);
+      };
+      // renormalize: exp(x_j - x_0) / their sum (x_0 the largest chosen); with +inf chosen, the
+      // probabilities (1/count at the +inf entries, else 0) over theirs.
+      const bool at_inf = std::isinf(input(0));
+      const auto term = [&](std::size_t j) -> Wide {
+        return at_inf ? widen(values[r * k + j]) : std::exp(input(j) - input(0));
+      };
+      Wide total = 0;
+      for (std::size_t j = 0; call.router.renormalize && j < k; ++j) total += term(j);
+      for (std::size_t j = 0; j < k; ++j) {
+        const Wide probability = widen(values[r * k + j]);
+        const Wide weight = call.router.renormalize ? term(j) / total : probability;
+        const bool nan = std::isnan(probability);
+        weights[static_cast<std::ptrdiff_t>(j) * call.outputs[0].stride] =
+            static_cast<float>(nan ? probability : weight * static_cast<Wide>(call.router.scaling));
+        ids[static_cast<std::ptrdiff_t>(j) * call.outputs[1].stride] = static_cast<std::int32_t>(indices[r * k + j]);
+      }
+    }
+  }
+}
+
+template <class T>
+void run_router_rows(const Call& call, const Plan& plan) {
+  run_row_runs(call.rows, call.n * sizeof(T), plan.threads, [&call](std::size_t begin, std::size_t end) {
+    RouterScratch<T> scratch;
+    std::vector<T> gathered;
+    const Operand& x = call.inputs[0];
+    const Operand& bias = call.inputs[1];
+    const Operand& weights = call.outputs[0];
+    const Operand& ids = call.outputs[1];
+    for (std::size_t r = begin; r < end; ++r) {
+      const T* row = row_of<const T>(x, r);
+      if (x.stride != 1) row = gather(call.n, row, x.stride, gathered);
+      route_row(call, row, static_cast<const float*>(bias.data), bias.stride, scratch,
+                {row_of<float>(weights, r), row_of<std::int32_t>(ids, r), weights.stride, ids.stride});
+    }
+  });
+}
+
 // ---- Dispatch by element type, operation and schedule --------------------------------------
 
 // The operations that run through states: logsumexp, the states themselves, the second passes
@@ -722,7 +793,8 @@ bool runs_through_states(const Call& call) {
   switch (call.operation) {
     case Operation::kSoftmax:
     case Operation::kLogSoftmax: return call.mask.data != nullptr;
-    case Operation::kSoftmaxTopk: return false;
+    case Operation::kSoftmaxTopk:
+    case Operation::kTopkSoftmax: return false;
     default: return true;
   }
 }
@@ -731,6 +803,9 @@ template <class T>
 void execute_typed(const Call& call, const Plan& plan) {
   const TargetKernels& target = *plan.kernel_target->kernels();
   const RowKernels<T>& kernels = *row_kernels_of<T>(target);
+  if (call.operation == Operation::kTopkSoftmax) {
+    return router_runs_topk(call) ? run_router_as_topk<T>(call, plan) : run_router_rows<T>(call, plan);
+  }
   if (runs_through_states(call)) {
     if (plan.schedule == Schedule::kSplitRows) return run_split_state_rows<T>(call, plan);
     return run_state_rows<T>(call, plan);

@@ -1,0 +1,127 @@
+// The top-k gate of a mixture of experts, as vLLM's topk_softmax and DeepSeek-V3's grouped top-k
+// compute it, in the wide type (double; long double for float64 rows).
+#include "cpu/router.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "kernels/half.h"
+
+namespace fastsoftmax {
+namespace {
+
+// Each row's scores: softmax (the library's special-value rules: +inf entries share the mass)
+// or sigmoid. False for a row without a distribution (a NaN; only -inf under softmax).
+template <class T>
+bool score_row(Scoring scoring, std::size_t n, const T* x, std::vector<WideOf<T>>& scores) {
+  using Wide = WideOf<T>;
+  constexpr Wide kInf = std::numeric_limits<Wide>::infinity();
+  scores.resize(n);
+  Wide max = -kInf;
+  std::size_t at_inf = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const Wide v = widen(x[i]);
+    if (std::isnan(v)) return false;
+    max = std::max(max, v);
+    at_inf += v == kInf;
+  }
+  if (scoring == Scoring::kSigmoid) {
+    for (std::size_t i = 0; i < n; ++i) scores[i] = 1 / (1 + std::exp(-static_cast<Wide>(widen(x[i]))));
+    return true;
+  }
+  if (max == -kInf) return false;
+  if (at_inf > 0) {
+    for (std::size_t i = 0; i < n; ++i) scores[i] = widen(x[i]) == kInf ? 1 / static_cast<Wide>(at_inf) : 0;
+    return true;
+  }
+  Wide sum = 0;
+  for (std::size_t i = 0; i < n; ++i) sum += scores[i] = std::exp(static_cast<Wide>(widen(x[i])) - max);
+  for (std::size_t i = 0; i < n; ++i) scores[i] /= sum;
+  return true;
+}
+
+// The `count` largest of value(i) over the i with keep(i), larger first, ties to the lower i,
+// into best[0, count).
+template <class Value, class Keep>
+void select_largest(std::size_t n, std::size_t count, Value&& value, Keep&& keep, std::vector<std::size_t>& best) {
+  best.clear();
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!keep(i)) continue;
+    if (best.size() == count && !(value(i) > value(best.back()))) continue;
+    // After every entry at least as large: equal values keep index order.
+    auto at = best.begin();
+    while (at != best.end() && value(*at) >= value(i)) ++at;
+    best.insert(at, i);
+    if (best.size() > count) best.pop_back();
+  }
+}
+
+}  // namespace
+
+template <class T>
+void route_row(const Call& call, const T* x, const float* bias, std::ptrdiff_t bias_stride, RouterScratch<T>& scratch,
+               const RouterOut& out) {
+  using Wide = WideOf<T>;
+  const RouterOptions& router = call.router;
+  const std::size_t n = call.n;
+  const auto k = static_cast<std::size_t>(call.k);
+  const auto set = [&out](std::size_t j, double weight, std::size_t id) {
+    out.weights[static_cast<std::ptrdiff_t>(j) * out.weights_stride] = static_cast<float>(weight);
+    out.ids[static_cast<std::ptrdiff_t>(j) * out.ids_stride] = static_cast<std::int32_t>(id);
+  };
+  std::vector<Wide>& scores = scratch.scores;
+  std::vector<Wide>& choice = scratch.choice;
+  bool ok = score_row(router.scoring, n, x, scores);
+  choice.resize(n);
+  for (std::size_t i = 0; ok && i < n; ++i) {
+    choice[i] = scores[i] + (bias == nullptr ? 0 : bias[static_cast<std::ptrdiff_t>(i) * bias_stride]);
+    ok = !std::isnan(choice[i]);
+  }
+  if (!ok) {
+    for (std::size_t j = 0; j < k; ++j) set(j, std::numeric_limits<double>::quiet_NaN(), j);
+    return;
+  }
+  // Groups: each scored by its largest choice (with a bias: its two largest summed); the experts
+  // of all but the topk_group best groups are out.
+  std::vector<std::size_t>& best = scratch.best;
+  std::vector<char>& kept_group = scratch.kept_group;
+  kept_group.clear();
+  std::size_t group_size = n;
+  if (router.groups > 0) {
+    const auto groups = static_cast<std::size_t>(router.groups);
+    group_size = n / groups;
+    const std::size_t summed = bias == nullptr ? 1 : std::min<std::size_t>(2, group_size);
+    std::vector<Wide>& group_score = scratch.group_score;
+    group_score.resize(groups);
+    for (std::size_t g = 0; g < groups; ++g) {
+      const auto in_group = [&](std::size_t i) { return choice[g * group_size + i]; };
+      select_largest(group_size, summed, in_group, [](std::size_t) { return true; }, best);
+      group_score[g] = 0;
+      for (std::size_t i : best) group_score[g] += in_group(i);
+    }
+    select_largest(groups, static_cast<std::size_t>(router.topk_group), [&](std::size_t g) { return group_score[g]; },
+                   [](std::size_t) { return true; }, best);
+    kept_group.assign(groups, 0);
+    for (std::size_t g : best) kept_group[g] = 1;
+  }
+  select_largest(n, k, [&](std::size_t i) { return choice[i]; },
+                 [&](std::size_t i) { return kept_group.empty() || kept_group[i / group_size] != 0; }, best);
+  Wide total = 0;
+  for (std::size_t i : best) total += scores[i];
+  const Wide divisor = router.renormalize ? total : 1;
+  for (std::size_t j = 0; j < k; ++j) {
+    set(j, static_cast<double>(scores[best[j]] / divisor * static_cast<Wide>(router.scaling)), best[j]);
+  }
+}
+
+template void route_row<float>(const Call&, const float*, const float*, std::ptrdiff_t, RouterScratch<float>&,
+                               const RouterOut&);
+template void route_row<double>(const Call&, const double*, const float*, std::ptrdiff_t, RouterScratch<double>&,
+                                const RouterOut&);
+template void route_row<Float16>(const Call&, const Float16*, const float*, std::ptrdiff_t, RouterScratch<Float16>&,
+                                 const RouterOut&);
+template void route_row<BFloat16>(const Call&, const BFloat16*, const float*, std::ptrdiff_t,
+                                  RouterScratch<BFloat16>&, const RouterOut&);
+
+}  // namespace fastsoftmax
