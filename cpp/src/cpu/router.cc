@@ -41,13 +41,12 @@ bool score_row(Scoring scoring, std::size_t n, const T* x, std::vector<WideOf<T>
   return true;
 }
 
-// The `count` largest of value(i) over the i with keep(i), larger first, ties to the lower i,
-// into best[0, count).
-template <class Value, class Keep>
-void select_largest(std::size_t n, std::size_t count, Value&& value, Keep&& keep, std::vector<std::size_t>& best) {
-  best.clear();
-  for (std::size_t i = 0; i < n; ++i) {
-    if (!keep(i)) continue;
+// Adds the i in [begin, end) to best, the `count` largest of value(i) so far, larger first, ties
+// to the lower i (ranges come in increasing order).
+template <class Value>
+void select_largest(std::size_t begin, std::size_t end, std::size_t count, Value&& value,
+                    std::vector<std::size_t>& best) {
+  for (std::size_t i = begin; i < end; ++i) {
     if (best.size() == count && !(value(i) > value(best.back()))) continue;
     // After every entry at least as large: equal values keep index order.
     auto at = best.begin();
@@ -82,31 +81,36 @@ void route_row(const Call& call, const T* x, const float* bias, std::ptrdiff_t b
     for (std::size_t j = 0; j < k; ++j) set(j, std::numeric_limits<double>::quiet_NaN(), j);
     return;
   }
-  // Groups: each scored by its largest choice (with a bias: its two largest summed); the experts
-  // of all but the topk_group best groups are out.
+  // Groups: each scored by its largest choice (with a bias: its two largest summed); only the
+  // experts of the topk_group best groups can be chosen, in group order.
   std::vector<std::size_t>& best = scratch.best;
-  std::vector<char>& kept_group = scratch.kept_group;
-  kept_group.clear();
-  std::size_t group_size = n;
-  if (router.groups > 0) {
+  const auto choice_of = [&choice](std::size_t i) { return choice[i]; };
+  if (router.groups == 0) {
+    best.clear();
+    select_largest(0, n, k, choice_of, best);
+  } else {
     const auto groups = static_cast<std::size_t>(router.groups);
-    group_size = n / groups;
+    const std::size_t group_size = n / groups;
     const std::size_t summed = bias == nullptr ? 1 : std::min<std::size_t>(2, group_size);
     std::vector<Wide>& group_score = scratch.group_score;
     group_score.resize(groups);
     for (std::size_t g = 0; g < groups; ++g) {
-      const auto in_group = [&](std::size_t i) { return choice[g * group_size + i]; };
-      select_largest(group_size, summed, in_group, [](std::size_t) { return true; }, best);
+      best.clear();
+      select_largest(g * group_size, (g + 1) * group_size, summed, choice_of, best);
       group_score[g] = 0;
-      for (std::size_t i : best) group_score[g] += in_group(i);
+      for (std::size_t i : best) group_score[g] += choice[i];
     }
-    select_largest(groups, static_cast<std::size_t>(router.topk_group), [&](std::size_t g) { return group_score[g]; },
-                   [](std::size_t) { return true; }, best);
-    kept_group.assign(groups, 0);
-    for (std::size_t g : best) kept_group[g] = 1;
+    best.clear();
+    select_largest(0, groups, static_cast<std::size_t>(router.topk_group),
+                   [&group_score](std::size_t g) { return group_score[g]; }, best);
+    std::vector<char>& kept = scratch.kept_group;
+    kept.assign(groups, 0);
+    for (std::size_t g : best) kept[g] = 1;
+    best.clear();
+    for (std::size_t g = 0; g < groups; ++g) {
+      if (kept[g] != 0) select_largest(g * group_size, (g + 1) * group_size, k, choice_of, best);
+    }
   }
-  select_largest(n, k, [&](std::size_t i) { return choice[i]; },
-                 [&](std::size_t i) { return kept_group.empty() || kept_group[i / group_size] != 0; }, best);
   Wide total = 0;
   for (std::size_t i : best) total += scores[i];
   const Wide divisor = router.renormalize ? total : 1;
