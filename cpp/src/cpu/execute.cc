@@ -731,6 +731,7 @@ void run_router_as_topk(const Call& call, const Plan& plan) {
   const auto k = static_cast<std::size_t>(call.k);
   std::vector<T> values(std::min(call.rows, kChunkRows) * k);
   std::vector<std::int64_t> indices(values.size());
+  std::vector<Wide> terms(k);
   const Operand& x = call.inputs[0];
   for (std::size_t begin = 0; begin < call.rows; begin += kChunkRows) {
     Call chunk = call;
@@ -749,15 +750,17 @@ void run_router_as_topk(const Call& call, const Plan& plan) {
       };
       // renormalize: exp(x_j - x_0) / their sum (x_0 the largest chosen); with +inf chosen, the
       // probabilities (1/count at the +inf entries, else 0) over theirs.
-      const bool at_inf = std::isinf(input(0));
-      const auto term = [&](std::size_t j) -> Wide {
-        return at_inf ? widen(values[r * k + j]) : std::exp(input(j) - input(0));
-      };
       Wide total = 0;
-      for (std::size_t j = 0; call.router.renormalize && j < k; ++j) total += term(j);
+      if (call.router.renormalize) {
+        const bool at_inf = std::isinf(input(0));
+        for (std::size_t j = 0; j < k; ++j) {
+          terms[j] = at_inf ? widen(values[r * k + j]) : std::exp(input(j) - input(0));
+          total += terms[j];
+        }
+      }
       for (std::size_t j = 0; j < k; ++j) {
         const Wide probability = widen(values[r * k + j]);
-        const Wide weight = call.router.renormalize ? term(j) / total : probability;
+        const Wide weight = call.router.renormalize ? terms[j] / total : probability;
         const bool nan = std::isnan(probability);
         weights[static_cast<std::ptrdiff_t>(j) * call.outputs[0].stride] =
             static_cast<float>(nan ? probability : weight * static_cast<Wide>(call.router.scaling));
