@@ -478,8 +478,9 @@ def topk_softmax(
     >>> weights, ids
     (array([[0.5, 0.5]], dtype=float32), array([[1, 3]], dtype=int32))
     """
-    return _core.topk_softmax(_host(router_logits), k, renormalize, scoring, num_expert_group, topk_group,
-                              correction_bias, routed_scaling_factor, isa, num_threads)
+    logits = router_logits if type(router_logits) is np.ndarray else _host(router_logits)
+    return _core.topk_softmax(logits, k, renormalize, scoring, num_expert_group, topk_group, correction_bias,
+                              routed_scaling_factor, isa, num_threads)
 
 
 def explain(

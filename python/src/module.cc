@@ -132,12 +132,67 @@ py::tuple topk(py::handle x, py::handle k, py::handle axis, py::handle temperatu
   return py::make_tuple(call.values, call.indices);
 }
 
+// A new C-contiguous array of `shape` and the NumPy dtype of C++ type T, without pybind11's
+// general constructor (the router's common call makes two per call).
+template <class T>
+py::object new_array(int nd, Py_intptr_t* shape) {
+  const auto& api = py::detail::npy_api::get();
+  PyObject* descr = py::dtype::of<T>().release().ptr();
+  auto array = py::reinterpret_steal<py::object>(
+      api.PyArray_NewFromDescr_(api.PyArray_Type_, descr, nd, shape, nullptr, nullptr, 0, nullptr));
+  if (!array) throw py::error_already_set();
+  return array;
+}
+
+// topk_softmax of the call most callers make: a plain float32 or float64 array (plain_array) of
+// two dimensions, k a Python int, correction_bias None or a plain float32 array of one per expert:
+// one library Call, checked here once (as common_rowwise). Null where it does not apply or the
+// library refuses the call: the general path then runs, and raises.
+py::object common_router(py::handle x, py::handle k, const RouterOptions& router, py::handle bias,
+                         const Options& options) {
+  const auto* a = plain_array(x);
+  if (a == nullptr || a->nd != 2 || !PyLong_CheckExact(k.ptr())) return py::object();
+  const float* bias_data = nullptr;
+  if (!bias.is_none()) {
+    const auto* b = plain_array(bias);
+    if (b == nullptr || b->descr != py::dtype::of<float>().ptr() || b->nd != 1 || b->dimensions[0] != a->dimensions[1]) {
+      return py::object();
+    }
+    bias_data = reinterpret_cast<const float*>(b->data);
+  }
+  const long k_value = PyLong_AsLong(k.ptr());
+  if (k_value < 1 || k_value > a->dimensions[1]) return py::object();
+  Py_intptr_t shape[2] = {a->dimensions[0], k_value};
+  py::object weights = new_array<float>(2, shape), ids = new_array<std::int32_t>(2, shape);
+  Call call;
+  call.operation = Operation::kTopkSoftmax;
+  call.options = options;
+  call.dtype = a->descr == py::dtype::of<float>().ptr() ? DataType::kFloat32 : DataType::kFloat64;
+  call.rows = static_cast<std::size_t>(a->dimensions[0]);
+  call.n = static_cast<std::size_t>(a->dimensions[1]);
+  call.k = k_value;
+  call.router = router;
+  call.inputs[0] = Operand{a->data, static_cast<std::ptrdiff_t>(call.n), 1};
+  call.inputs[1] = Operand{bias_data, 0, 1};
+  call.outputs[0] = Operand{py::detail::array_proxy(weights.ptr())->data, k_value, 1};
+  call.outputs[1] = Operand{py::detail::array_proxy(ids.ptr())->data, k_value, 1};
+  Status status;
+  if (call.rows * call.n < kKeepGilElements) {
+    status = fastsoftmax::run(call);
+  } else {
+    py::gil_scoped_release release;
+    status = fastsoftmax::run(call);
+  }
+  return status == Status::kOk ? py::object(py::make_tuple(weights, ids)) : py::object();
+}
+
 py::tuple topk_softmax(py::handle x, py::handle k, py::handle renormalize, py::handle scoring,
                        py::handle num_expert_group, py::handle topk_group, py::handle correction_bias,
                        py::handle routed_scaling_factor, py::handle isa, py::handle num_threads) {
   const Options options = options_of(py::str("auto"), isa, num_threads, py::float_(1.0));
   const RouterOptions router =
       router_arguments(renormalize, scoring, num_expert_group, topk_group, routed_scaling_factor);
+  if (py::object common = common_router(x, k, router, correction_bias, options)) return common;
   const RouterResult call =
       prepare_router(input_array(x, "topk_softmax"), k_argument(k), router, correction_bias, options);
   run(call.prepared);
