@@ -76,6 +76,16 @@ Status from_state(Operation operation, const T* x, const NormalizerState* states
   return run(call);
 }
 
+template <class T>
+Status sample_rows(const T* x, std::int64_t* ids, const RowLayout& layout, const SamplingParams& params,
+                   std::uint64_t seed, const Options& options) {
+  Call call = typed_call(Operation::kSample, x, layout, options);
+  call.inputs[1] = {&params, 0, 1};  // every row's parameters
+  call.outputs[0] = {ids, layout.y_row_stride, 1};
+  call.seed = seed;
+  return run(call);
+}
+
 std::vector<Isa> isas_where(bool (CpuTarget::*property)() const) {
   std::vector<Isa> isas;
   for (int i = 0; i < kNumCpuTargets; ++i) {
@@ -135,7 +145,8 @@ const char* status_message(Status status) {
     case Status::kUnknownIsa: return "the isa is not an Isa value";
     case Status::kNegativeThreads: return "num_threads is negative (0 means get_num_threads())";
     case Status::kBadTemperature: return "the temperature is not finite and > 0";
-    case Status::kNotFusedAlgorithm: return "softmax_topk runs the online algorithm: algorithm must be kAuto or kOnline";
+    case Status::kNotFusedAlgorithm:
+      return "softmax_topk, topk_softmax and sample run their own passes: algorithm must be kAuto or kOnline";
     case Status::kBadK: return "k is not in 1..n (the row length)";
     case Status::kNullPointer: return "an input or output pointer is null";
     case Status::kOutputOverlapsItself:
@@ -152,6 +163,9 @@ const char* status_message(Status status) {
     case Status::kBadRouterGroups:
       return "the expert groups do not divide n, topk_group is not in 1..groups, or k exceeds their experts";
     case Status::kBadRouterOptions: return "an unknown Scoring, or a scaling that is not finite";
+    case Status::kBadSamplingParams:
+      return "a row's sampling parameters are out of range (temperature finite and >= 0, top_k >= -1, top_p in "
+             "(0, 1], min_p in [0, 1])";
     case Status::kDeviceOperation: return "the CUDA backend does not run this operation, or masks (CPU only)";
     case Status::kDeviceHostMemory: return "a pointer of a device call is not device (or managed) memory";
     case Status::kDeviceError: return "the CUDA runtime failed (fastsoftmax::cuda::last_error() says how)";
@@ -221,6 +235,17 @@ FASTSOFTMAX_STATE_FUNCTIONS(double)
 FASTSOFTMAX_STATE_FUNCTIONS(Float16)
 FASTSOFTMAX_STATE_FUNCTIONS(BFloat16)
 #undef FASTSOFTMAX_STATE_FUNCTIONS
+
+#define FASTSOFTMAX_SAMPLE_FUNCTION(T)                                                                     \
+  Status sample(const T* x, std::int64_t* ids, const RowLayout& layout, const SamplingParams& params,     \
+                std::uint64_t seed, const Options& options) {                                             \
+    return sample_rows(x, ids, layout, params, seed, options);                                            \
+  }
+FASTSOFTMAX_SAMPLE_FUNCTION(float)
+FASTSOFTMAX_SAMPLE_FUNCTION(double)
+FASTSOFTMAX_SAMPLE_FUNCTION(Float16)
+FASTSOFTMAX_SAMPLE_FUNCTION(BFloat16)
+#undef FASTSOFTMAX_SAMPLE_FUNCTION
 
 Status merge_states(const NormalizerState* parts, std::size_t count, NormalizerState* merged) {
   if (count == 0) {

@@ -69,6 +69,8 @@ void add_row_kernels(const RowKernels<T>* table, DataType dtype, const CpuTarget
     for (Operation operation : {Operation::kLogSumExp, Operation::kSoftmaxState}) {
       out.push_back(info(dtype, operation, algorithm, target, Layout::kSplitRows));
     }
+    // sample: the reduction (and softmax_topk's pass), then the filters and the draw.
+    out.push_back(info(dtype, Operation::kSample, algorithm, target, Layout::kRows));
   }
 }
 

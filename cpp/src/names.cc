@@ -14,7 +14,7 @@ constexpr const char* kAlgorithmNames[] = {"auto", "two_pass", "three_pass_reloa
                                            "online"};
 constexpr const char* kOperationNames[] = {"softmax",       "log_softmax",        "softmax_topk",
                                            "logsumexp",     "softmax_state",      "softmax_from_state",
-                                           "log_softmax_from_state", "topk_softmax"};
+                                           "log_softmax_from_state", "topk_softmax", "sample"};
 constexpr const char* kDtypeNames[] = {"float32", "float64", "float16", "bfloat16"};
 
 template <class Enum, std::size_t kCount>

@@ -222,6 +222,20 @@ Plan plan(const Call& call) {
     plan.schedule_reason = "whole rows (tokens), shared out among the threads";
     return plan;
   }
+  if (call.operation == Operation::kSample) {
+    const bool scalar = plan.kernel_target->isa() == Isa::kScalar;
+    plan.algorithm = scalar ? Algorithm::kOnline : Algorithm::kTwoPass;
+    plan.algorithm_reason =
+        scalar ? "the normalizer by online's first pass (with top_k: softmax_topk's fused pass), then the filters on "
+                 "the entries that may be kept, and the draw"
+               : "the normalizer by two-pass's first pass (with top_k: softmax_topk's fused pass), then the filters "
+                 "on the entries that may be kept, and the draw";
+    plan.schedule = Schedule::kRows;
+    plan.schedule_reason = x.stride == 1 ? "whole rows, shared out among the threads (each row's random numbers "
+                                           "depend on its index only)"
+                                         : "whole rows, each gathered contiguous first (a strided axis)";
+    return plan;
+  }
   if (call.operation == Operation::kSoftmaxTopk || router_runs_topk(call)) {
     plan.algorithm = Algorithm::kOnline;
     plan.algorithm_reason = "softmax_topk fuses the online normalizer with the selection (Milakov & Gimelshein, Alg. 4)";

@@ -13,7 +13,7 @@
 namespace fastsoftmax {
 namespace {
 
-constexpr int kNumOperations = 8;
+constexpr int kNumOperations = 9;
 constexpr int kNumDtypes = 4;
 constexpr int kNumAlgorithmValues = 5;  // kAuto and the four
 constexpr int kNumIsaValues = 5;        // kAuto and the four targets
@@ -21,7 +21,7 @@ constexpr int kNumIsaValues = 5;        // kAuto and the four targets
 // The operands of each operation, named as in the Python API: how many elements each holds per
 // row, of which type, and whether it may be absent (null data).
 enum class PerRow { kN, kK, kOne };
-enum class Element { kData, kIndex, kState, kFloat32, kInt32 };  // the call's dtype, int64, NormalizerState, ...
+enum class Element { kData, kIndex, kState, kFloat32, kInt32, kSamplingParams };  // the call's dtype, int64, NormalizerState, ...
 struct OperandSpec {
   const char* name;
   PerRow per_row;
@@ -48,6 +48,8 @@ constexpr OperationSpec kOperationSpecs[kNumOperations] = {
     {2, {kX, kStates}, 1, {kY}},      // kLogSoftmaxFromState
     {2, {kX, {"correction_bias", PerRow::kN, Element::kFloat32, true}},  // kTopkSoftmax
      2, {{"weights", PerRow::kK, Element::kFloat32, false}, {"ids", PerRow::kK, Element::kInt32, false}}},
+    {2, {kX, {"params", PerRow::kOne, Element::kSamplingParams, false}},  // kSample
+     2, {{"ids", PerRow::kOne, Element::kIndex, false}, {"probabilities", PerRow::kOne, Element::kFloat32, true}}},
 };
 // The mask of any operation: one byte per element of x.
 constexpr OperandSpec kMask = {"where", PerRow::kN, Element::kData, true};
@@ -55,6 +57,26 @@ constexpr OperandSpec kMask = {"where", PerRow::kN, Element::kData, true};
 // The operations with k results per row.
 bool selects_k(const Call& call) {
   return call.operation == Operation::kSoftmaxTopk || call.operation == Operation::kTopkSoftmax;
+}
+// The operations that run their own passes (no algorithm to choose).
+bool runs_own_passes(const Call& call) { return selects_k(call) || call.operation == Operation::kSample; }
+
+// A row's sampling parameters within their ranges (SamplingParams).
+bool good_sampling_params(const SamplingParams& p) {
+  return std::isfinite(p.temperature) && p.temperature >= 0 && p.top_k >= -1 && p.top_p > 0 && p.top_p <= 1 &&
+         p.min_p >= 0 && p.min_p <= 1;
+}
+// The first row of a sample call whose parameters are out of range, or -1 (the parameters are the
+// one operand validation reads: a bad one refuses the call before anything is written).
+std::int64_t bad_sampling_row(const Call& call) {
+  if (call.operation != Operation::kSample || call.inputs[1].data == nullptr) return -1;
+  const auto* params = static_cast<const SamplingParams*>(call.inputs[1].data);
+  for (std::size_t r = 0; r < call.rows; ++r) {
+    if (!good_sampling_params(params[static_cast<std::ptrdiff_t>(r) * call.inputs[1].row_stride])) {
+      return static_cast<std::int64_t>(r);
+    }
+  }
+  return -1;
 }
 
 template <class Enum>
@@ -77,6 +99,7 @@ std::size_t element_size(Element element, DataType dtype) {
     case Element::kState: return sizeof(NormalizerState);
     case Element::kFloat32: return sizeof(float);
     case Element::kInt32: return sizeof(std::int32_t);
+    case Element::kSamplingParams: return sizeof(SamplingParams);
   }
   return 1;
 }
@@ -227,7 +250,7 @@ Status validate_common(const Call& call) {
   if (!known(call.dtype, kNumDtypes)) return Status::kUnknownDtype;
   if (!known(options.algorithm, kNumAlgorithmValues)) return Status::kUnknownAlgorithm;
   if (!(options.temperature > 0 && std::isfinite(options.temperature))) return Status::kBadTemperature;
-  if (selects_k(call) && options.algorithm != Algorithm::kAuto && options.algorithm != Algorithm::kOnline) {
+  if (runs_own_passes(call) && options.algorithm != Algorithm::kAuto && options.algorithm != Algorithm::kOnline) {
     return Status::kNotFusedAlgorithm;
   }
   if (call.operation == Operation::kTopkSoftmax) {
@@ -290,7 +313,9 @@ Status validate(const Call& call) {
   if (bad_k(call)) return Status::kBadK;
   if (bad_groups(call)) return Status::kBadRouterGroups;
   if (call.rows == 0) return Status::kOk;  // nothing to read or write
-  return operand_problem(call).status;
+  const Status operands = operand_problem(call).status;
+  if (operands != Status::kOk) return operands;
+  return bad_sampling_row(call) >= 0 ? Status::kBadSamplingParams : Status::kOk;
 }
 
 std::string error_message(Status status, const Call& call) {
@@ -308,7 +333,8 @@ std::string error_message(Status status, const Call& call) {
     case Status::kBadTemperature: return "temperature must be finite and > 0, got " + number(options.temperature);
     case Status::kNotFusedAlgorithm:
       return std::string(operation_name(call.operation)) +
-             " runs the online algorithm, fused with the selection: algorithm must be auto or online, got " +
+             " runs its own passes (the online normalizer, fused with the selection): algorithm must be auto or "
+             "online, got " +
              algorithm_name(options.algorithm);
     case Status::kBadK:
       return "k must be in 1..n (n = " + std::to_string(call.n) + ", the row length), got " + std::to_string(call.k);
@@ -348,6 +374,14 @@ std::string error_message(Status status, const Call& call) {
     case Status::kBadRouterOptions:
       return "scoring must be softmax or sigmoid and routed_scaling_factor finite, got scoring value " +
              std::to_string(static_cast<int>(call.router.scoring)) + " and " + number(call.router.scaling);
+    case Status::kBadSamplingParams: {
+      const std::int64_t r = bad_sampling_row(call);
+      const auto& p = *(static_cast<const SamplingParams*>(call.inputs[1].data) + r * call.inputs[1].row_stride);
+      return "the sampling parameters of row " + std::to_string(r) + " are out of range: temperature " +
+             number(p.temperature) + " (finite and >= 0), top_k " + std::to_string(p.top_k) +
+             " (>= 1, or 0 or -1: all), top_p " + number(p.top_p) + " (in (0, 1]), min_p " + number(p.min_p) +
+             " (in [0, 1])";
+    }
     case Status::kDeviceDtype:
       return std::string("dtype ") + dtype_name(call.dtype) +
              " is not supported on CUDA devices: the CUDA kernels compute in float32 (float32, float16 and "

@@ -66,6 +66,7 @@ __all__ = [
     "logsumexp",
     "logsumexp_from_state",
     "merge_states",
+    "sample",
     "set_num_threads",
     "softmax",
     "softmax_from_state",
@@ -481,6 +482,167 @@ def topk_softmax(
     logits = router_logits if type(router_logits) is np.ndarray else _host(router_logits)
     return _core.topk_softmax(logits, k, renormalize, scoring, num_expert_group, topk_group, correction_bias,
                               routed_scaling_factor, isa, num_threads)
+
+
+# ---- Sampling from logits --------------------------------------------------------------------------
+
+_SAMPLING_PARAMS = np.dtype([("temperature", "<f8"), ("top_k", "<i8"), ("top_p", "<f8"), ("min_p", "<f8")])
+assert _SAMPLING_PARAMS.itemsize == _core.sampling_params_size  # the native SamplingParams
+
+_NAN_ROW = -1  # the ids the core gives rows it cannot draw from (kSampleNanRow, kSampleEmptyRow)
+_EMPTY_ROW = -2
+
+
+def sample(
+    logits: Any,
+    *,
+    temperature: Any = 1.0,
+    top_k: Any = None,
+    top_p: Any = None,
+    min_p: Any = None,
+    seed: int | None = None,
+    generator: np.random.Generator | None = None,
+    return_probs: bool = False,
+    where: Any = None,
+    isa: str = "auto",
+    num_threads: int | None = None,
+) -> Any:
+    """Draw one token id per row of logits, as vLLM's sampler does, without sorting the vocabulary.
+
+    Each row's logits are divided by its temperature, then filtered in this order, each step on
+    the distribution the previous one left (renormalized):
+
+    1. ``top_k``: the k largest logits are kept, and every logit equal to the k-th (vLLM masks
+       the logits below the k-th largest, so ties at the k-th are kept);
+    2. ``top_p``: the smallest set of the largest probabilities whose sum reaches ``top_p`` is
+       kept (probabilities in decreasing order, equal ones the lower index first);
+    3. ``min_p``: the probabilities at least ``min_p`` times the largest are kept;
+
+    and a token is drawn from what is left. A temperature below 1e-5 (0 included) is greedy: the
+    first largest logit, whatever the filters (vLLM's argmax).
+
+    How: with temperature alone, one read of each row: chunk by chunk, the chunk's normalizer
+    (the two-pass algorithm's first pass) joins the row's running one, and the token moves into
+    the chunk with the chunk's share of the mass so far. With filters, two reads: the normalizer
+    (with ``top_k``, the fused softmax + top-k pass, which also finds the k-th largest logit),
+    then the entries the filters may keep are collected (a bound on each filter says which), and
+    the filters run on those alone (``top_p`` by a weighted selection, not a sort). The filters
+    and the draw are computed in double (long double for float64 logits).
+
+    Random numbers: Philox4x64-10 (Salmon et al. 2011; the generator of ``numpy.random.Philox``),
+    key ``(seed, 0)``, counter ``(draw, row, 0, 0)``: a row's token depends only on the seed, the
+    row's index and its logits, so any ``num_threads`` gives the same tokens, and so does any
+    ISA except where the kernels' rounding (a relative 1e-7) moves a draw across a boundary.
+
+    Parameters
+    ----------
+    logits : array_like
+        ``(vocab,)`` or ``(batch, vocab)``: float32, float16, bfloat16 (``ml_dtypes``) or
+        float64, any strides, or any DLPack CPU tensor (the ids then come back as the caller's
+        type). Other numbers of dimensions raise ValueError.
+    temperature : float or array_like
+        A scalar, or one per row (shape ``logits.shape[:-1]``, as vLLM passes them per request):
+        finite and >= 0.
+    top_k : int or array_like of int, optional
+        Keep the k largest; None, 0 or -1 keep all (vLLM's spellings); k >= vocab keeps all.
+    top_p : float or array_like, optional
+        In (0, 1]; None or 1 keep all.
+    min_p : float or array_like, optional
+        In [0, 1]; None or 0 keep all.
+    seed : int, optional
+        In [0, 2**64): the same seed gives the same tokens. Neither ``seed`` nor ``generator``:
+        a seed from the operating system's entropy.
+    generator : numpy.random.Generator, optional
+        The seed is its next 64-bit draw (so successive calls with one generator differ, and
+        reproduce from the generator's seed). Not with ``seed``.
+    return_probs : bool
+        Also return each token's probability in the distribution it was drawn from (after the
+        temperature and the filters; 1 for greedy rows), as float32.
+    where : array_like of bool, optional
+        Broadcastable to ``logits``: entries whose value is False are never drawn (as -inf),
+        e.g. a grammar's mask of allowed tokens.
+    isa, num_threads
+        As for :func:`softmax`: rows are shared out among threads whole.
+
+    Returns
+    -------
+    ids : numpy.ndarray (or the caller's type)
+        int64 token ids of shape ``logits.shape[:-1]`` (a 0-d array for one row); with
+        ``return_probs``, ``(ids, probs)``.
+
+    Raises
+    ------
+    ValueError
+        A parameter out of its range (nothing is computed), or a row with a NaN or with no entry
+        above -inf (every logit -inf or masked): the error names the rows, rather than give a
+        silent token 0. Entries equal to +inf share the mass, as in :func:`softmax`: the draw
+        is among them.
+
+    Examples
+    --------
+    >>> logits = np.float32([[2.0, 1.0, 0.5, -1.0], [0.0, 3.0, 0.0, 0.0]])
+    >>> fastsoftmax.sample(logits, temperature=0.0)
+    array([0, 1])
+    >>> ids = fastsoftmax.sample(logits, top_k=2, top_p=0.9, seed=1)
+    >>> ids.shape, bool(np.all(ids < 2) or ids[1] == 1)
+    ((2,), True)
+    """
+    shape = tuple(np.shape(logits) if isinstance(logits, (np.ndarray, list, tuple)) else logits.shape)
+    if len(shape) not in (1, 2):
+        raise ValueError(f"logits must have 1 or 2 dimensions ((vocab,) or (batch, vocab)), got shape {shape}")
+    rows = shape[:-1]
+    params = np.empty(rows, _SAMPLING_PARAMS)
+    params["temperature"] = _float_parameter("temperature", temperature, rows)
+    params["top_k"] = 0 if top_k is None else _int_parameter("top_k", top_k, rows)
+    params["top_p"] = 1.0 if top_p is None else _float_parameter("top_p", top_p, rows)
+    params["min_p"] = 0.0 if min_p is None else _float_parameter("min_p", min_p, rows)
+    foreign = _device.is_foreign_host_array(logits)
+    ids, probs = _core.sample(_host(logits), params, _sampling_seed(seed, generator), where, isa, num_threads)
+    failed = ids < 0
+    if failed.any():
+        nan_rows = np.flatnonzero(ids == _NAN_ROW).tolist()
+        empty_rows = np.flatnonzero(ids == _EMPTY_ROW).tolist()
+        reasons = ([f"rows {nan_rows} hold a NaN"] if nan_rows else []) + (
+            [f"rows {empty_rows} have no entry above -inf (all -inf or masked)"] if empty_rows else [])
+        raise ValueError("sample: cannot draw a token where " + " and ".join(reasons))
+    if foreign:
+        ids, probs = _device.like(logits, ids), _device.like(logits, probs)
+    return (ids, probs) if return_probs else ids
+
+
+def _float_parameter(name: str, value: Any, rows: tuple[int, ...]) -> np.ndarray:
+    """A per-row float parameter: a real scalar or an array of rows' shape (TypeError, ValueError)."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must be a real number or an array of them, got dtype {array.dtype}")
+    return _broadcast(name, array.astype(np.float64, copy=False), rows)
+
+
+def _int_parameter(name: str, value: Any, rows: tuple[int, ...]) -> np.ndarray:
+    """A per-row integer parameter (TypeError for non-integers)."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer or an array of integers, got dtype {array.dtype}")
+    if array.dtype.kind == "u" and array.size and array.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} is too large")
+    return _broadcast(name, array.astype(np.int64, copy=False), rows)
+
+
+def _sampling_seed(seed: int | None, generator: np.random.Generator | None) -> int:
+    """The Philox key of a sample call: seed, a generator's next 64-bit draw, or fresh entropy."""
+    if seed is not None and generator is not None:
+        raise ValueError("give seed or generator, not both")
+    if generator is not None:
+        if not isinstance(generator, np.random.Generator):
+            raise TypeError(f"generator must be a numpy.random.Generator, got {type(generator).__name__}")
+        return int(generator.integers(0, 2**64, dtype=np.uint64))
+    if seed is None:
+        return int.from_bytes(os.urandom(8), "little")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
+    if not 0 <= int(seed) < 2**64:
+        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+    return int(seed)
 
 
 def explain(

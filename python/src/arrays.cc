@@ -556,6 +556,29 @@ RouterResult prepare_router(const Input& x, std::int64_t k, const RouterOptions&
   return {weights, ids, p};
 }
 
+SampleResult prepare_sample(const Input& x, py::handle params, std::uint64_t seed, py::handle where,
+                            const Options& options) {
+  const int ndim = static_cast<int>(x.array.ndim());
+  if (ndim != 1 && ndim != 2) {
+    throw py::value_error("logits must have 1 or 2 dimensions ((vocab,) or (batch, vocab)), got shape " +
+                          shape_text(shape_of(x.array)));
+  }
+  Prepared p = prepared_call(Operation::kSample, x, options, ndim - 1);
+  p.call.seed = seed;
+  const py::array records = numpy().attr("asarray")(params);
+  const std::vector<py::ssize_t> shape = without_axis(p.x, p.axis);
+  if (records.dtype().itemsize() != static_cast<py::ssize_t>(sizeof(SamplingParams)) ||
+      records.dtype().kind() != 'V' || shape_of(records) != shape) {
+    throw py::value_error("params must be sampling-parameter records of shape " + shape_text(shape));
+  }
+  const py::dtype record = py::dtype::from_args(py::make_tuple(numpy().attr("void"), sizeof(SamplingParams)));
+  p.inputs[0] = per_row_view(records.attr("view")(record), p.axis, p.x);
+  attach_mask(p, where);
+  const py::array ids = py::array_t<std::int64_t>(shape), probabilities = py::array_t<float>(shape);
+  p.outputs = {per_row_view(ids, p.axis, p.x), per_row_view(probabilities, p.axis, p.x)};
+  return {ids, probabilities, p};
+}
+
 void attach_mask(Prepared& p, py::handle where) {
   if (where.is_none()) return;
   const py::array mask = numpy().attr("asarray")(where);

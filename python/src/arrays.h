@@ -120,6 +120,17 @@ struct RouterResult {
 RouterResult prepare_router(const Input& x, std::int64_t k, const RouterOptions& router, py::handle bias,
                             const Options& options);
 
+// sample: (ids int64, probabilities float32) of shape x.shape[:-1] for logits x of one or two
+// dimensions (ValueError otherwise), params an array of SamplingParams records of that shape
+// (fastsoftmax's sampling-parameter dtype; broadcast views welcome), and the call.
+struct SampleResult {
+  py::array ids;
+  py::array probabilities;
+  Prepared prepared;
+};
+SampleResult prepare_sample(const Input& x, py::handle params, std::uint64_t seed, py::handle where,
+                            const Options& options);
+
 // Runs every library call of the operation (without the GIL); ValueError with the library's
 // message if it refuses the call, before anything is written.
 void run(const Prepared& prepared);

@@ -5,11 +5,13 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <array>
 #include <string>
 
 #include "arguments.h"
 #include "arrays.h"
 #include "fastsoftmax/fastsoftmax.h"
+#include "cpu/philox.h"
 #include "speed_bound.h"
 
 namespace py = pybind11;
@@ -199,6 +201,14 @@ py::tuple topk_softmax(py::handle x, py::handle k, py::handle renormalize, py::h
   return py::make_tuple(call.weights, call.ids);
 }
 
+py::tuple sample_rows(py::handle x, py::handle params, py::handle seed, py::handle where, py::handle isa,
+                      py::handle num_threads) {
+  const Options options = options_of(py::str("auto"), isa, num_threads, py::float_(1.0));
+  const SampleResult call = prepare_sample(input_array(x, "sample"), params, seed.cast<std::uint64_t>(), where, options);
+  run(call.prepared);
+  return py::make_tuple(call.ids, call.probabilities);
+}
+
 py::tuple logsumexp_rows(py::handle x, py::handle axis, py::handle b, py::handle where, py::handle temperature,
                     py::handle isa, py::handle num_threads) {
   const Options options = options_of(py::str("auto"), isa, num_threads, temperature);
@@ -269,6 +279,17 @@ Explanation explain_call(py::handle x, py::handle axis, const std::string& funct
     return explain(prepare_router(input_array(x, "topk_softmax"), k_argument(k), RouterOptions{}, py::none(), options)
                        .prepared);
   }
+  if (function == "sample") {  // the plan does not depend on the parameters: the defaults for every row
+    const Input input = input_array(x, "sample");
+    const auto dims = static_cast<std::size_t>(std::max<py::ssize_t>(input.array.ndim() - 1, 0));
+    const std::vector<py::ssize_t> shape(input.array.shape(), input.array.shape() + dims);
+    py::array records(py::dtype::from_args(py::make_tuple(py::module_::import("numpy").attr("void"),
+                                                          sizeof(SamplingParams))),
+                      shape);
+    auto* params = static_cast<SamplingParams*>(records.mutable_data());
+    std::fill(params, params + records.size(), SamplingParams{});
+    return explain(prepare_sample(input, records, 0, py::none(), options).prepared);
+  }
   if (function == "logsumexp") {
     return explain(prepare_logsumexp(input_array(x, "logsumexp"), axis, py::none(), py::none(), options).prepared);
   }
@@ -290,7 +311,7 @@ Explanation explain_call(py::handle x, py::handle axis, const std::string& funct
     operation = Operation::kLogSoftmax;
   } else {
     throw py::value_error("unknown function '" + function + "'; expected softmax, log_softmax, softmax_topk, "
-                          "topk_softmax, logsumexp, softmax_state, softmax_from_state or log_softmax_from_state");
+                          "topk_softmax, sample, logsumexp, softmax_state, softmax_from_state or log_softmax_from_state");
   }
   return explain(prepare_rowwise(operation, input_array(x, function.c_str()), axis, py::none(), options, false,
                                  DataType::kFloat32, Casting::kSafe)
@@ -341,6 +362,11 @@ PYBIND11_MODULE(_core, m) {
   m.def("softmax_topk", &topk, "fastsoftmax.softmax_topk with every argument given positionally.", py::arg("x"),
         py::arg("k"), py::arg("axis"), py::arg("temperature"), py::arg("sorted"), py::arg("isa"),
         py::arg("num_threads"), py::arg("where") = py::none());
+  m.def("sample", &sample_rows, "fastsoftmax.sample with its parameters as records: (ids, probabilities).");
+  m.def("_philox4x64_10",
+        [](std::array<std::uint64_t, 4> counter, std::array<std::uint64_t, 2> key) { return philox4x64_10(counter, key); },
+        "Philox4x64-10 of (counter, key): sample()'s random words (for the tests).");
+  m.attr("sampling_params_size") = sizeof(SamplingParams);
   m.def("logsumexp", &logsumexp_rows, "fastsoftmax.logsumexp along one axis, every argument positional: (lse, sign).");
   m.def("topk_softmax", &topk_softmax, "fastsoftmax.topk_softmax with every argument given positionally.");
   m.def("softmax_state", &softmax_state_rows, "fastsoftmax.softmax_state with every argument given positionally.");

@@ -66,6 +66,10 @@ enum class Operation {
   // RouterOptions): inputs {x (logits, a row per token), bias (optional: n floats shared by every
   // row, row stride ignored)}; outputs {weights (k float per row), ids (k int32 per row)}.
   kTopkSoftmax,
+  // Sampling a token from each row of logits (vLLM's sampler; see SamplingParams and sample()):
+  // inputs {x (logits), params (one SamplingParams per row; row stride 0 shares one)}; outputs
+  // {ids (one int64 per row), probabilities (optional: one float per row)}.
+  kSample,
 };
 
 // How kTopkSoftmax scores the experts of a row (a token's router logits).
@@ -86,6 +90,28 @@ struct RouterOptions {
   int topk_group = 0;
   double scaling = 1.0;
 };
+
+// kSample's parameters of one row (one request's, as vLLM's SamplingParams). The row's logits
+// x are divided by the temperature, then filtered in this order (each step on the distribution the
+// previous one left, renormalized):
+//   - top_k: the k largest logits are kept, and every logit equal to the k-th (vLLM masks the
+//     logits below the k-th largest);
+//   - top_p: the smallest set of the largest probabilities whose sum reaches top_p (>=) is kept,
+//     the probabilities in decreasing order and, among equal ones, the lower index first;
+//   - min_p: the probabilities at least min_p times the largest are kept;
+// then a token is drawn from what is kept, renormalized. Temperatures below kGreedyTemperature
+// take the first largest logit instead (greedy: vLLM's argmax), whatever the filters.
+struct SamplingParams {
+  double temperature = 1.0;  // finite and >= 0
+  std::int64_t top_k = 0;    // 0 or -1: all (vLLM's spellings of "off"); k >= n also keeps all
+  double top_p = 1.0;        // in (0, 1]; 1: all
+  double min_p = 0.0;        // in [0, 1]; 0: all
+};
+inline constexpr double kGreedyTemperature = 1e-5;  // vLLM's: temperatures below it are greedy
+// The id sample() gives a row it cannot draw from (with its probability NaN): a row with a NaN,
+// and a row with no entry above -inf (every entry -inf or masked).
+inline constexpr std::int64_t kSampleNanRow = -1;
+inline constexpr std::int64_t kSampleEmptyRow = -2;
 
 // The element type of x and of the floating-point outputs.
 enum class DataType {
@@ -118,6 +144,8 @@ enum class [[nodiscard]] Status {
   // topk_softmax:
   kBadRouterGroups,      // groups does not divide n, or topk_group not in 1..groups, or k above their experts
   kBadRouterOptions,     // an unknown Scoring, or a scaling that is not finite
+  // sample:
+  kBadSamplingParams,    // a row's SamplingParams out of range (the ranges its fields give)
   // The implementation asked for:
   kIsaNotCompiled,       // CpuOptions::isa names a target this build does not contain
   kIsaNotSupported,      // CpuOptions::isa names a target this CPU (or OS) cannot run
@@ -345,6 +373,37 @@ Status log_softmax_from_state(const Float16* x, const NormalizerState* states, F
 Status log_softmax_from_state(const BFloat16* x, const NormalizerState* states, BFloat16* y,
                               const RowLayout& layout, const Options& options = {});
 
+// ---- Sampling from logits -----------------------------------------------------------------------
+
+// One token id per row of logits x (ids[r * layout.y_row_stride]; layout.y_stride is not used),
+// drawn from softmax(x / params.temperature) filtered by params (SamplingParams: vLLM's
+// semantics), every row with the same parameters (the generic Call, Operation::kSample, takes
+// them per row), without sorting the row:
+//   - temperature only: one read of the row, in chunks: each chunk's normalizer (two-pass's first
+//     pass) is merged into the row's running one, and the token moves into the chunk with the
+//     chunk's share of the mass so far (one random number per chunk; the chunk, still in cache, is
+//     then searched with a second);
+//   - with filters: two reads. The first finds the normalizer (with top_k: softmax_topk's fused
+//     pass, which also gives the k-th largest logit); the second collects the entries that may be
+//     kept (those >= the k-th largest, or probabilities >= (1 - top_p) / 2n, or >= min_p times the
+//     largest, which bound what the filters keep); the filters then run on those alone (top_p by a
+//     weighted selection, not a sort) and a token is drawn from what is left.
+// Random numbers: Philox4x64-10 (Salmon et al. 2011; NumPy's numpy.random.Philox), key (seed, 0),
+// counter (draw, row, 0, 0), 53-bit uniforms: a row's tokens depend only on the seed, its index
+// and its logits, never on the thread count. Each row's filters and draw are computed in the wide
+// type (double; long double for float64) from weights exp((x - max) / temperature).
+// Special rows: a NaN anywhere gives kSampleNanRow; a row whose entries are all -inf gives
+// kSampleEmptyRow (greedy rows too); entries equal to +inf share the mass, as in softmax (the
+// draw is among them). kBadSamplingParams if a field is out of its range (nothing written).
+Status sample(const float* x, std::int64_t* ids, const RowLayout& layout, const SamplingParams& params,
+              std::uint64_t seed, const Options& options = {});
+Status sample(const double* x, std::int64_t* ids, const RowLayout& layout, const SamplingParams& params,
+              std::uint64_t seed, const Options& options = {});
+Status sample(const Float16* x, std::int64_t* ids, const RowLayout& layout, const SamplingParams& params,
+              std::uint64_t seed, const Options& options = {});
+Status sample(const BFloat16* x, std::int64_t* ids, const RowLayout& layout, const SamplingParams& params,
+              std::uint64_t seed, const Options& options = {});
+
 // ---- Conversions of the 16-bit types --------------------------------------------------------
 
 // float to float16 / bfloat16, rounded to nearest even (as the kernels store them): values beyond
@@ -391,6 +450,7 @@ struct Call {
   std::int64_t k = 0;  // kSoftmaxTopk, kTopkSoftmax: results per row, 1 <= k <= n
   bool sorted = true;  // kSoftmaxTopk: results in order (see softmax_topk)
   RouterOptions router;  // kTopkSoftmax
+  std::uint64_t seed = 0;  // kSample: the random numbers' key (see sample())
   Options options;
 };
 
@@ -419,7 +479,7 @@ Explanation explain(const Call& call);
 // Lower-case names as used by the Python API and FASTSOFTMAX_ISA: "auto", "scalar", "avx2",
 // "avx512", "avx512_bf16"; "auto", "two_pass", "three_pass_reload", "three_pass_recompute",
 // "online"; "softmax", "log_softmax", "softmax_topk", "logsumexp", "softmax_state",
-// "softmax_from_state", "log_softmax_from_state", "topk_softmax"; "float32", "float64", "float16",
+// "softmax_from_state", "log_softmax_from_state", "topk_softmax", "sample"; "float32", "float64", "float16",
 // "bfloat16".
 const char* isa_name(Isa isa);
 const char* algorithm_name(Algorithm algorithm);

@@ -18,6 +18,7 @@
 #include "cpu/targets.h"
 #include "cpu/normalizer.h"
 #include "cpu/router.h"
+#include "cpu/sampler.h"
 #include "cpu/thread_pool.h"
 #include "cpu/threads.h"
 #include "cpu/topk_selection.h"
@@ -351,24 +352,6 @@ struct TopkScratch {
   std::vector<T> gathered;
   std::vector<T> checked;
 };
-
-// Reduces x[0, n) (the row's elements from first_index on) into its normalizer while the selector
-// collects its candidates: the kernel's pass, resumed after making room as often as it stops.
-template <class T>
-Normalizer<ComputeOf<T>> reduce_topk(TopkKernel<T> kernel, std::size_t n, const T* x, std::int64_t first_index,
-                                     Temperature t, TopkSelector<ComputeOf<T>>& selector) {
-  using C = ComputeOf<T>;
-  Normalizer<C> state;
-  std::size_t done = kernel(n, x, first_index, t, selector.candidates(), &state);
-  while (done < n) {
-    selector.make_room();
-    Normalizer<C> parts[2] = {state, {}};
-    done += kernel(n - done, x + done, first_index + static_cast<std::int64_t>(done), t, selector.candidates(),
-                   &parts[1]);
-    state = merge_normalizers<C>(2, t, [&parts](int i) -> const Normalizer<C>& { return parts[i]; });
-  }
-  return state;
-}
 
 // The results of a row whose candidates the selector holds and whose normalizer is `total`:
 // probabilities exp((x - shift) / t) / (sum * 2^exponent), computed in the wide type.
@@ -788,6 +771,37 @@ void run_router_rows(const Call& call, const Plan& plan) {
   });
 }
 
+// ---- sample ---------------------------------------------------------------------------------
+
+// Rows shared out among the threads whole; each row's random numbers depend on its index only.
+// Masked rows are copied with their masked entries as -inf (they are then never drawn).
+template <class T>
+void run_sample_rows(const Call& call, const Plan& plan) {
+  const RowKernels<T>& kernels = *row_kernels_of<T>(*plan.kernel_target->kernels());
+  const RowKernels<T>& scalar = *row_kernels_of<T>(*cpu_target(Isa::kScalar).kernels());
+  const SamplerKernels<T> sampler{kernels, scalar, plan.kernel_target->isa() != Isa::kScalar};
+  run_row_runs(call.rows, call.n * sizeof(T), plan.threads, [&](std::size_t begin, std::size_t end) {
+    SampleScratch<T> scratch;
+    std::vector<T> gathered;
+    std::vector<std::uint8_t> gathered_mask;
+    const Operand& x = call.inputs[0];
+    for (std::size_t r = begin; r < end; ++r) {
+      const T* row = row_of<const T>(x, r);
+      if (const std::uint8_t* mask = mask_row(call, r, gathered_mask)) {
+        row = masked_copy(call.n, row, x.stride, mask, gathered);
+      } else if (x.stride != 1) {
+        row = gather(call.n, row, x.stride, gathered);
+      }
+      const SamplingParams& params = *row_of<const SamplingParams>(call.inputs[1], r);
+      const SampleResult result = sample_row(sampler, call.n, row, params, call.seed, r, scratch);
+      *row_of<std::int64_t>(call.outputs[0], r) = result.id;
+      if (call.outputs[1].data != nullptr) {
+        *row_of<float>(call.outputs[1], r) = static_cast<float>(result.probability);
+      }
+    }
+  });
+}
+
 // ---- Dispatch by element type, operation and schedule --------------------------------------
 
 // The operations that run through states: logsumexp, the states themselves, the second passes
@@ -797,7 +811,8 @@ bool runs_through_states(const Call& call) {
     case Operation::kSoftmax:
     case Operation::kLogSoftmax: return call.mask.data != nullptr;
     case Operation::kSoftmaxTopk:
-    case Operation::kTopkSoftmax: return false;
+    case Operation::kTopkSoftmax:
+    case Operation::kSample: return false;
     default: return true;
   }
 }
@@ -809,6 +824,7 @@ void execute_typed(const Call& call, const Plan& plan) {
   if (call.operation == Operation::kTopkSoftmax) {
     return router_runs_topk(call) ? run_router_as_topk<T>(call, plan) : run_router_rows<T>(call, plan);
   }
+  if (call.operation == Operation::kSample) return run_sample_rows<T>(call, plan);
   if (runs_through_states(call)) {
     if (plan.schedule == Schedule::kSplitRows) return run_split_state_rows<T>(call, plan);
     return run_state_rows<T>(call, plan);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "cpu/normalizer.h"
 #include "kernels/kernel_types.h"
 
 namespace fastsoftmax {
@@ -52,5 +53,23 @@ class TopkSelector {
   std::vector<Candidate> buffer_;
   TopkCandidates<C> candidates_;  // over buffer_
 };
+
+// Reduces x[0, n) (the row's elements from first_index on) into its normalizer while the selector
+// collects its candidates: the kernel's pass, resumed after making room as often as it stops.
+template <class T>
+Normalizer<ComputeOf<T>> reduce_topk(TopkKernel<T> kernel, std::size_t n, const T* x, std::int64_t first_index,
+                                     Temperature t, TopkSelector<ComputeOf<T>>& selector) {
+  using C = ComputeOf<T>;
+  Normalizer<C> state;
+  std::size_t done = kernel(n, x, first_index, t, selector.candidates(), &state);
+  while (done < n) {
+    selector.make_room();
+    Normalizer<C> parts[2] = {state, {}};
+    done += kernel(n - done, x + done, first_index + static_cast<std::int64_t>(done), t, selector.candidates(),
+                   &parts[1]);
+    state = merge_normalizers<C>(2, t, [&parts](int i) -> const Normalizer<C>& { return parts[i]; });
+  }
+  return state;
+}
 
 }  // namespace fastsoftmax
