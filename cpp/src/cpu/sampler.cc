@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "cpu/normalizer.h"
 #include "cpu/philox.h"
@@ -25,6 +26,11 @@ constexpr std::size_t kChunkElements = 2048;
 constexpr std::size_t kCollectBlock = 64;
 // The nucleus (top_p) selection sorts what is left of its range once it is this small.
 constexpr std::size_t kSortedNucleus = 32;
+// Before it, the entries are binned by (max - x) / temperature, in bins of 1/kBinsPerUnit: the
+// bins' weights find the bin where the nucleus ends, and only that bin's entries are selected.
+constexpr std::size_t kBinnedNucleus = 1024;  // more entries than this are binned
+constexpr double kBinsPerUnit = 8;
+constexpr std::size_t kMaxBins = 1024;  // the last bin takes every entry beyond
 // The second pass keeps probabilities >= kTopPBoundShare * (1 - top_p) / n: the entries below
 // hold less than that share of 1 - top_p, so the nucleus is always among those kept, whatever the
 // rounding of the first pass's sum (relative 1e-7).
@@ -74,10 +80,37 @@ std::size_t nucleus(SampleEntry<T>* e, std::size_t count, WideOf<T> target) {
   return high;
 }
 
-// Moves the entries with keep(entry) to the front of e[0, count); returns how many there are.
-template <class T, class Keep>
-std::size_t keep_only(SampleEntry<T>* e, std::size_t count, Keep&& keep) {
-  return static_cast<std::size_t>(std::partition(e, e + count, keep) - e);
+// The worst entry (in result order) of the nucleus of e[0, count): the smallest set of the best
+// entries whose weights sum to at least `target`; none when they all fall short (rounding). Many
+// entries are binned by logit first (kBinsPerUnit), and only those of the bin where the nucleus
+// ends are selected among (copied to `bin`); few are selected among in place. max: the largest
+// value of the entries.
+template <class T>
+std::optional<SampleEntry<T>> nucleus_end(SampleEntry<T>* e, std::size_t count, WideOf<T> target, ComputeOf<T> max,
+                                          double inverse_temperature, SampleScratch<T>& scratch) {
+  using Entry = SampleEntry<T>;
+  WideOf<T> above = 0;  // the weight of the better bins
+  Entry* among = e;
+  if (count > kBinnedNucleus) {
+    const auto bin_of = [&](const Entry& v) {
+      const double position = static_cast<double>(max - v.value) * inverse_temperature * kBinsPerUnit;
+      return static_cast<std::size_t>(std::min(position, static_cast<double>(kMaxBins - 1)));
+    };
+    std::vector<WideOf<T>>& bins = scratch.bins;
+    bins.assign(kMaxBins, 0);
+    for (std::size_t i = 0; i < count; ++i) bins[bin_of(e[i])] += e[i].weight;
+    std::size_t last = 0;
+    while (last < kMaxBins && above + bins[last] < target) above += bins[last++];
+    if (last == kMaxBins) return std::nullopt;
+    scratch.bin.clear();
+    for (std::size_t i = 0; i < count; ++i) {
+      if (bin_of(e[i]) == last) scratch.bin.push_back(e[i]);
+    }
+    among = scratch.bin.data();
+    count = scratch.bin.size();
+  }
+  const std::size_t length = nucleus(among, count, target - above);
+  return *std::max_element(among, among + length, better<T>);  // (the last in result order)
 }
 
 template <class T>
@@ -209,6 +242,7 @@ struct RowSampler {
       if (!fast_normalizer(total)) return checked();
     }
     const C max = total.max;
+    if (simd() && !fast_row_max(static_cast<float>(max), t)) return checked();
     const Wide sum = sum_below_max(total, t);
     // Without top_k the nucleus holds probabilities >= (1 - top_p) / 2n (see kTopPBoundShare);
     // with it, the top-p mass is that of the top-k entries, which must all be collected.
@@ -227,62 +261,81 @@ struct RowSampler {
 
   // The second pass: every entry >= floor, in index order, with its weight relative to max.
   void collect(C floor, C max, Temperature t) {
-    std::vector<SampleEntry<T>>& entries = scratch.entries;
-    entries.clear();
+    SampleEntry<T>* e = scratch.entries.room(n);
+    std::size_t count = 0;
     for (std::size_t begin = 0; begin < n; begin += kCollectBlock) {
       const std::size_t end = std::min(n, begin + kCollectBlock);
       int hits = 0;
       for (std::size_t i = begin; i < end; ++i) hits += widen(x[i]) >= floor;
       if (hits == 0) continue;
-      for (std::size_t i = begin; i < end; ++i) {
+      for (std::size_t i = begin; i < end; ++i) {  // (without branches: the tests are unpredictable)
         const C v = widen(x[i]);
-        if (v >= floor && v > -kInf) {
-          entries.push_back({v, static_cast<std::int64_t>(i),
-                             std::exp((static_cast<Wide>(v) - max) / static_cast<Wide>(t.value))});
-        }
+        e[count].value = v;  // (the weight follows, for those kept)
+        e[count].index = static_cast<std::int64_t>(i);
+        count += v >= floor && v > -kInf;
+      }
+    }
+    scratch.entries.size = count;
+    // The weights: for float32 and float64 rows by the output pass over the collected values (the
+    // softmax of a row whose sum is 1 and maximum `max`), else one by one.
+    if constexpr (std::is_same_v<T, C>) {
+      std::vector<T>& values = scratch.chunk;
+      values.resize(count);
+      for (std::size_t i = 0; i < count; ++i) values[i] = e[i].value;
+      kernels().write_softmax(count, values.data(), nullptr, values.data(), {1, 0.0, max, max}, t);
+      for (std::size_t i = 0; i < count; ++i) e[i].weight = values[i];
+    } else {
+      for (std::size_t i = 0; i < count; ++i) {
+        e[i].weight = std::exp((static_cast<Wide>(e[i].value) - max) / static_cast<Wide>(t.value));
       }
     }
   }
 
   // The filters on the collected entries, then the draw. row_sum: the weight of the whole row
   // when only part of it was collected (no top_k), else negative (the entries hold all the mass
-  // that top_p is relative to).
+  // that top_p is relative to). Each filter keeps a prefix in result order: top_k the entries >=
+  // the k-th largest value, top_p those at least as good as the nucleus's worst, min_p the
+  // weights >= min_p * the largest; the draw walks the entries all three keep.
   SampleResult filter_and_draw(Wide row_sum) {
-    SampleEntry<T>* e = scratch.entries.data();
-    std::size_t count = scratch.entries.size();
+    SampleEntry<T>* e = scratch.entries.room(0);
+    std::size_t count = scratch.entries.size;
     if (count == 0) return {kSampleEmptyRow, std::numeric_limits<double>::quiet_NaN()};
     const std::size_t top_k = this->top_k();
     if (top_k > 0 && count > top_k) {  // every entry >= the k-th largest (ties kept, as vLLM)
       std::nth_element(e, e + (top_k - 1), e + count, better<T>);
       const C kth = e[top_k - 1].value;
-      count = keep_only(e, count, [kth](const SampleEntry<T>& v) { return v.value >= kth; });
+      count = static_cast<std::size_t>(
+          std::partition(e, e + count, [kth](const SampleEntry<T>& v) { return v.value >= kth; }) - e);
     }
+    C largest = -kInf;
+    Wide mass = 0, heaviest = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+      largest = std::max(largest, e[i].value);
+      heaviest = std::max(heaviest, e[i].weight);
+      mass += e[i].weight;
+    }
+    std::optional<SampleEntry<T>> end;  // the nucleus's worst entry; none: no cut
     if (params.top_p < 1) {
-      Wide mass = row_sum;
-      if (mass < 0) {
-        mass = 0;
-        for (std::size_t i = 0; i < count; ++i) mass += e[i].weight;
-      }
-      count = nucleus(e, count, static_cast<Wide>(params.top_p) * mass);
+      end = nucleus_end(e, count, static_cast<Wide>(params.top_p) * (row_sum < 0 ? mass : row_sum), largest,
+                        1.0 / params.temperature, scratch);
     }
-    if (params.min_p > 0) {
-      Wide largest = 0;
-      for (std::size_t i = 0; i < count; ++i) largest = std::max(largest, e[i].weight);
-      const Wide least = static_cast<Wide>(params.min_p) * largest;
-      count = keep_only(e, count, [least](const SampleEntry<T>& v) { return v.weight >= least; });
-    }
-    return draw(e, count, uniform_of(random_words(0)[0]));
+    const Wide least = static_cast<Wide>(params.min_p) * heaviest;
+    const auto kept = [&](const SampleEntry<T>& v) {
+      return v.weight >= least && v.weight > 0 && (!end || !better(*end, v));
+    };
+    return draw(e, count, kept, uniform_of(random_words(0)[0]));
   }
 
-  // An entry of e[0, count) drawn by weight, u uniform in [0, 1).
-  static SampleResult draw(const SampleEntry<T>* e, std::size_t count, double u) {
+  // An entry of e[0, count) that `kept` keeps, drawn by weight, u uniform in [0, 1).
+  template <class Kept>
+  static SampleResult draw(const SampleEntry<T>* e, std::size_t count, const Kept& kept, double u) {
     Wide mass = 0;
-    for (std::size_t i = 0; i < count; ++i) mass += e[i].weight;
+    for (std::size_t i = 0; i < count; ++i) mass += kept(e[i]) ? e[i].weight : 0;
     const Wide target = static_cast<Wide>(u) * mass;
     Wide running = 0;
     std::size_t chosen = count;
     for (std::size_t i = 0; i < count; ++i) {
-      if (e[i].weight <= 0) continue;
+      if (!kept(e[i])) continue;
       chosen = i;
       running += e[i].weight;
       if (running > target) break;
@@ -303,15 +356,16 @@ struct RowSampler {
     }
     if (max == -kInf) return {kSampleEmptyRow, std::numeric_limits<double>::quiet_NaN()};
     if (params.temperature < kGreedyTemperature) return {first_index_of(max), 1.0};
-    std::vector<SampleEntry<T>>& entries = scratch.entries;
-    entries.clear();
+    SampleEntry<T>* e = scratch.entries.room(n);
+    std::size_t count = 0;
     const Wide t = params.temperature;
     for (std::size_t i = 0; i < n; ++i) {
       const C v = widen(x[i]);
       if (v == -kInf) continue;
       const Wide weight = max == kInf ? static_cast<Wide>(v == kInf) : std::exp((static_cast<Wide>(v) - max) / t);
-      entries.push_back({v, static_cast<std::int64_t>(i), weight});
+      e[count++] = {v, static_cast<std::int64_t>(i), weight};
     }
+    scratch.entries.size = count;
     return filter_and_draw(Wide{-1});
   }
 };

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -32,11 +33,32 @@ struct SampleEntry {
   WideOf<T> weight;
 };
 
+// Room for a row's entries, grown without being initialized (the second pass writes an entry for
+// every element of a block it looks at, and counts only those it keeps).
+template <class T>
+struct SampleEntries {
+  std::unique_ptr<SampleEntry<T>[]> data;
+  std::size_t capacity = 0;
+  std::size_t size = 0;  // the entries held
+
+  // Room for n entries (the ones held are kept only while n fits).
+  SampleEntry<T>* room(std::size_t n) {
+    if (n > capacity) {
+      data.reset(new SampleEntry<T>[n]);
+      capacity = n;
+      size = 0;
+    }
+    return data.get();
+  }
+};
+
 // A thread's room for sampling rows.
 template <class T>
 struct SampleScratch {
-  std::vector<SampleEntry<T>> entries;
-  std::vector<T> chunk;                                 // one chunk's probabilities
+  SampleEntries<T> entries;
+  std::vector<SampleEntry<T>> bin;                      // the entries of the nucleus's last bin
+  std::vector<T> chunk;                                 // one chunk's probabilities (or weights)
+  std::vector<WideOf<T>> bins;                          // the nucleus's weights by bin
   std::optional<TopkSelector<ComputeOf<T>>> selector;  // made for the top_k of the rows being sampled
   std::size_t selector_k = 0;
 };
