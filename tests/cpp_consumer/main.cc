@@ -881,6 +881,74 @@ void check_sharded(const std::vector<fsm::Isa>& isas, const char* type) {
   expect_status(fsm::merge_states(mixed, 2, &out), fsm::Status::kMismatchedStates, "merge_states(temperatures 1, 2)");
 }
 
+// Sampling as an inference server would call it from C++: greedy rows are the first largest
+// logit; top_k = 1 gives the same token with probability-1 ties excepted; a row's draws repeat for
+// the same seed on every ISA; per-row parameters through the generic Call (a greedy row beside a
+// sampled one); a NaN row gives kSampleNanRow, an all -inf row kSampleEmptyRow; a bad top_p is
+// refused with nothing written.
+void check_sample(const std::vector<fsm::Isa>& isas) {
+  constexpr std::size_t kVocab = 5000, kRows = 4;
+  std::vector<float> x(kRows * kVocab);
+  // (No ties at the maximum: top_k = 1 keeps every entry equal to the largest.)
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    x[i] = static_cast<float>(std::sin(0.61 * static_cast<double>(i)) * 4.0 + 1e-4 * static_cast<double>(i % kVocab));
+  }
+  const std::size_t argmax0 = static_cast<std::size_t>(std::max_element(x.begin(), x.begin() + kVocab) - x.begin());
+  fsm::RowLayout layout = fsm::RowLayout::contiguous(kRows, kVocab);
+  layout.y_row_stride = 1;  // one id per row
+  std::vector<std::int64_t> first;
+  for (fsm::Isa isa : isas) {
+    fsm::Options options;
+    options.cpu.isa = isa;
+    const std::string what = std::string("sample on ") + fsm::isa_name(isa);
+    std::vector<std::int64_t> ids(kRows, 7777);
+    fsm::SamplingParams greedy;
+    greedy.temperature = 0;
+    if (!expect_ok(fsm::sample(x.data(), ids.data(), layout, greedy, 1, options), what + " greedy")) return;
+    if (ids[0] != static_cast<std::int64_t>(argmax0)) fail(what + ": greedy is not the first largest logit");
+    fsm::SamplingParams top1;
+    top1.top_k = 1;
+    std::vector<std::int64_t> top1_ids(kRows);
+    if (!expect_ok(fsm::sample(x.data(), top1_ids.data(), layout, top1, 1, options), what + " top_k=1")) return;
+    if (top1_ids != ids) fail(what + ": top_k = 1 differs from greedy");
+    fsm::SamplingParams nucleus;
+    nucleus.temperature = 0.7;
+    nucleus.top_p = 0.9;
+    if (!expect_ok(fsm::sample(x.data(), ids.data(), layout, nucleus, 42, options), what + " top_p")) return;
+    for (std::int64_t id : ids) {
+      if (id < 0 || id >= static_cast<std::int64_t>(kVocab)) fail(what + ": an id out of range");
+    }
+    // (ISAs may differ where rounding moves a draw across a boundary: rare; these rows do not.)
+    if (first.empty()) first = ids;
+    if (ids != first) fail(what + ": other tokens than on the first ISA for the same seed");
+  }
+
+  // Per-row parameters and special rows through the generic Call.
+  std::vector<float> rows(3 * kVocab, -std::numeric_limits<float>::infinity());
+  std::copy(x.begin(), x.begin() + kVocab, rows.begin());  // row 0: finite
+  rows[kVocab + 17] = std::numeric_limits<float>::quiet_NaN();  // row 1: a NaN; row 2: all -inf
+  fsm::SamplingParams params[3];
+  params[0].temperature = 0;
+  std::int64_t ids[3];
+  float probabilities[3];
+  fsm::Call call;
+  call.operation = fsm::Operation::kSample;
+  call.rows = 3;
+  call.n = kVocab;
+  call.inputs[0] = {rows.data(), static_cast<std::ptrdiff_t>(kVocab), 1};
+  call.inputs[1] = {params, 1, 1};
+  call.outputs[0] = {ids, 1, 1};
+  call.outputs[1] = {probabilities, 1, 1};
+  call.seed = 3;
+  if (!expect_ok(fsm::run(call), "sample Call")) return;
+  if (ids[0] != static_cast<std::int64_t>(argmax0) || probabilities[0] != 1.0f) fail("sample Call: the greedy row");
+  if (ids[1] != fsm::kSampleNanRow || ids[2] != fsm::kSampleEmptyRow) fail("sample Call: the special rows' ids");
+  params[2].top_p = 1.5;
+  ids[0] = 7777;
+  expect_status(fsm::run(call), fsm::Status::kBadSamplingParams, "sample Call with top_p 1.5");
+  if (ids[0] != 7777) fail("sample Call with top_p 1.5: wrote a result");
+}
+
 int main() {
   std::setvbuf(stdout, nullptr, _IONBF, 0);  // keep stdout and stderr (FAIL lines) in order when piped
   std::printf("fastsoftmax %s (header %d.%d.%d, CMake package %s)\n", FASTSOFTMAX_VERSION, FASTSOFTMAX_VERSION_MAJOR,
@@ -933,6 +1001,7 @@ int main() {
   check_call_and_explain();
   check_sharded<float>(supported, "float");
   check_sharded<double>(supported, "double");
+  check_sample(supported);
 
   if (g_failures != 0) {
     std::fprintf(stderr, "consumer FAILED: %d check(s)\n", g_failures);
