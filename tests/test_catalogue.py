@@ -25,7 +25,7 @@ except ImportError:  # pragma: no cover - ml_dtypes is in the [test] extra
 CATALOGUE = [k for k in fastsoftmax.kernels() if k["target"] != "cuda"]
 CUDA_CATALOGUE = [k for k in fastsoftmax.kernels() if k["target"] == "cuda"]
 OPERATIONS = ("softmax|log_softmax|softmax_topk|topk_softmax|logsumexp|softmax_state|softmax_from_state|"
-              "log_softmax_from_state")
+              "log_softmax_from_state|sample")
 NAME = re.compile(rf"^(f32|f64|f16|bf16)-({OPERATIONS})-([a-z_]+)-([a-z0-9_]+)-([a-z0-9]+)-"
                   r"(u\d+|c\d+)(-split)?$")
 # CUDA tiles: warp-c<elements per lane>, block, split, radix.
@@ -60,7 +60,7 @@ def call_for(kernel: dict[str, str]) -> tuple[np.ndarray, int, dict]:
         kwargs["k"] = TOPK_K if kernel["algorithm"] != "checked" else 1
         if kernel["layout"] == "rows" and kernel["algorithm"] != "checked":
             kwargs["k"] = TOPK_ROWS_K
-    elif kernel["operation"] in STATE_OPERATIONS:
+    elif kernel["operation"] in STATE_OPERATIONS + ("sample",):
         pass  # their algorithm is the target's reduction (two-pass's first pass; online's on scalar)
     elif kernel["algorithm"] != "checked":
         kwargs["algorithm"] = kernel["algorithm"]
@@ -87,6 +87,8 @@ def run(x: np.ndarray, axis: int, kwargs: dict):
         return function(x, kwargs.pop("k"), axis, **kwargs)
     if function is fastsoftmax.topk_softmax:  # rows of router logits (tokens, experts)
         return function(x, kwargs.pop("k"), **kwargs)
+    if function is fastsoftmax.sample:  # one token per row (of axis -1), with its probability
+        return function(x, seed=1, return_probs=True, **kwargs)
     if function in (fastsoftmax.softmax_from_state, fastsoftmax.log_softmax_from_state):
         return function(x, fastsoftmax.softmax_state(x, axis, isa="scalar"), axis, **kwargs)
     return function(x, axis, **kwargs)
@@ -170,6 +172,11 @@ def test_every_kernel_is_reached_and_accurate(kernel):
         values_dtype = values.dtype.name  # topk_softmax's weights are float32 for every input dtype
         np.testing.assert_allclose(values.astype(np.float64), probabilities, rtol=precision[values_dtype],
                                    err_msg=context)
+        return
+    if kernel["operation"] == "sample":  # each token's probability is its softmax probability
+        ids, probabilities = result
+        expected = np.take_along_axis(reference(x.astype(np.float64)), ids[:, None], -1)[:, 0].astype(np.float64)
+        np.testing.assert_allclose(probabilities, expected, rtol=2.0**-22, err_msg=context)
         return
     if kernel["operation"] in ("logsumexp", "softmax_state"):
         lse = result if kernel["operation"] == "logsumexp" else fastsoftmax.logsumexp_from_state(result)

@@ -214,8 +214,12 @@ Plan plan(const Call& call) {
   const Operand& x = call.inputs[0];
 
   if (call.operation == Operation::kTopkSoftmax && !router_runs_topk(call)) {
-    plan.kernel_target = &cpu_target(Isa::kScalar);
-    plan.kernel_reason = "the router's scores and selection are portable code, in extended precision";
+    const bool simd_sigmoid = call.dtype == DataType::kFloat32 && call.router.scoring == Scoring::kSigmoid &&
+                              plan.kernel_target->isa() != Isa::kScalar;
+    if (!simd_sigmoid) plan.kernel_target = &cpu_target(Isa::kScalar);
+    plan.kernel_reason = simd_sigmoid ? "float32 sigmoid scores: their exponentials by the target's output pass (the "
+                                        "chosen experts' weights again in double), the selection portable code"
+                                      : "the router's scores and selection are portable code, in extended precision";
     plan.algorithm = Algorithm::kOnline;
     plan.algorithm_reason = "scores, the kept groups and the k best in one pass over each row's scores";
     plan.schedule = Schedule::kRows;

@@ -755,7 +755,12 @@ void run_router_as_topk(const Call& call, const Plan& plan) {
 
 template <class T>
 void run_router_rows(const Call& call, const Plan& plan) {
-  run_row_runs(call.rows, call.n * sizeof(T), plan.threads, [&call](std::size_t begin, std::size_t end) {
+  // Float32 sigmoid scores take their exponentials from a SIMD target's output pass.
+  WriteKernel<float> exp_pass = nullptr;
+  if constexpr (std::is_same_v<T, float>) {
+    if (plan.kernel_target->isa() != Isa::kScalar) exp_pass = plan.kernel_target->kernels()->f32->write_softmax;
+  }
+  run_row_runs(call.rows, call.n * sizeof(T), plan.threads, [&call, exp_pass](std::size_t begin, std::size_t end) {
     RouterScratch<T> scratch;
     std::vector<T> gathered;
     const Operand& x = call.inputs[0];
@@ -765,7 +770,7 @@ void run_router_rows(const Call& call, const Plan& plan) {
     for (std::size_t r = begin; r < end; ++r) {
       const T* row = row_of<const T>(x, r);
       if (x.stride != 1) row = gather(call.n, row, x.stride, gathered);
-      route_row(call, row, static_cast<const float*>(bias.data), bias.stride, scratch,
+      route_row(call, row, static_cast<const float*>(bias.data), bias.stride, exp_pass, scratch,
                 {row_of<float>(weights, r), row_of<std::int32_t>(ids, r), weights.stride, ids.stride});
     }
   });
