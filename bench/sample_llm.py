@@ -249,7 +249,8 @@ def machine(threads: int) -> dict[str, Any]:
             "platform": platform.platform(), "python": sys.version.split()[0], "numpy": np.__version__,
             "torch": torch.__version__, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "fastsoftmax": fastsoftmax.__version__, "fastsoftmax_isa": fastsoftmax.active_isa(),
-            "threads": threads, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")}
+            "threads": threads, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+            "load_average_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None}
 
 
 def main() -> None:

@@ -34,16 +34,22 @@ bool score_row(Scoring scoring, std::size_t n, const T* x, WriteKernel<float> ex
   }
   if (scoring == Scoring::kSigmoid) {
     if constexpr (std::is_same_v<T, float>) {
-      if (exp_pass != nullptr) {  // e = exp(-|x|) by the kernel: sigmoid = 1 / (1 + e), or e / (1 + e) below 0
+      if (exp_pass != nullptr) {  // e = exp(-|x|) by the kernel; sigmoid = 1 / (1 + e), below 0 e / (1 + e)
         std::vector<float>& e = scratch.exponentials;
         e.resize(n);
         for (std::size_t i = 0; i < n; ++i) e[i] = -std::fabs(x[i]);
         exp_pass(n, e.data(), nullptr, e.data(), Normalizer<float>{1, 0.0, 0.0f, 0.0f}, kNoTemperature);
+        // (In float, over plain pointers: a loop the compiler vectorizes.)
+        float* const exponential = e.data();
         for (std::size_t i = 0; i < n; ++i) {
-          // (Below float's normal range the scores of logits below about -87 would tie, or
-          // lose their order: those come from the C library.)
-          scores[i] = e[i] >= std::numeric_limits<float>::min() ? (x[i] >= 0 ? Wide{1} : Wide{e[i]}) / (1 + Wide{e[i]})
-                                                                : sigmoid(static_cast<Wide>(x[i]));
+          exponential[i] = (x[i] >= 0 ? 1.0f : exponential[i]) / (1.0f + exponential[i]);
+        }
+        Wide* const score = scores.data();
+        for (std::size_t i = 0; i < n; ++i) {
+          // (Below float's normal range the scores of logits below about -87 would tie, or lose
+          // their order: those come from the C library.)
+          score[i] = exponential[i] >= std::numeric_limits<float>::min() ? Wide{exponential[i]}
+                                                                         : sigmoid(static_cast<Wide>(x[i]));
         }
         return true;
       }
