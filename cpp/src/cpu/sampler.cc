@@ -37,10 +37,14 @@ constexpr std::size_t kMaxBins = 1024;  // the last bin takes every entry beyond
 constexpr double kTopPBoundShare = 0.5;
 
 // The result order of the filters: the larger logit first, for equal logits the lower index.
-template <class T>
-bool better(const SampleEntry<T>& a, const SampleEntry<T>& b) {
-  return a.value > b.value || (a.value == b.value && a.index < b.index);
-}
+// (A function object, not a function pointer: the sorts inline it.)
+struct Better {
+  template <class T>
+  bool operator()(const SampleEntry<T>& a, const SampleEntry<T>& b) const {
+    return a.value > b.value || (a.value == b.value && a.index < b.index);
+  }
+};
+constexpr Better better;
 
 // Arranges e[0, count) so that the nucleus comes first, the smallest prefix in result order whose
 // weights sum to at least `target`, and returns its length: a weighted quickselect (expected
@@ -72,7 +76,7 @@ std::size_t nucleus(SampleEntry<T>* e, std::size_t count, WideOf<T> target) {
     above += e[low++].weight;
     if (above >= target) return low;
   }
-  std::sort(e + low, e + high, better<T>);
+  std::sort(e + low, e + high, better);
   for (std::size_t i = low; i < high; ++i) {
     above += e[i].weight;
     if (above >= target) return i + 1;
@@ -110,7 +114,7 @@ std::optional<SampleEntry<T>> nucleus_end(SampleEntry<T>* e, std::size_t count, 
     count = scratch.bin.size();
   }
   const std::size_t length = nucleus(among, count, target - above);
-  return *std::max_element(among, among + length, better<T>);  // (the last in result order)
+  return *std::max_element(among, among + length, better);  // (the last in result order)
 }
 
 template <class T>
@@ -302,7 +306,7 @@ struct RowSampler {
     if (count == 0) return {kSampleEmptyRow, std::numeric_limits<double>::quiet_NaN()};
     const std::size_t top_k = this->top_k();
     if (top_k > 0 && count > top_k) {  // every entry >= the k-th largest (ties kept, as vLLM)
-      std::nth_element(e, e + (top_k - 1), e + count, better<T>);
+      std::nth_element(e, e + (top_k - 1), e + count, better);
       const C kth = e[top_k - 1].value;
       count = static_cast<std::size_t>(
           std::partition(e, e + count, [kth](const SampleEntry<T>& v) { return v.value >= kth; }) - e);
