@@ -95,7 +95,7 @@ std::optional<SampleEntry<T>> nucleus_end(SampleEntry<T>* e, std::size_t count, 
   using Entry = SampleEntry<T>;
   WideOf<T> above = 0;  // the weight of the better bins
   Entry* among = e;
-  if (count > kBinnedNucleus) {
+  if (count > kBinnedNucleus && std::isfinite(max)) {  // (rows with +inf: their weights are 1 and 0)
     const auto bin_of = [&](const Entry& v) {
       const double position = static_cast<double>(max - v.value) * inverse_temperature * kBinsPerUnit;
       return static_cast<std::size_t>(std::min(position, static_cast<double>(kMaxBins - 1)));
