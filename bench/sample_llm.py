@@ -12,12 +12,13 @@ The parameters are per-row arrays on both sides (numpy arrays for fastsoftmax, t
 PyTorch, as vLLM's input batch keeps them: temperature and top_p float32, top_k int32).
 
 The logits (``--dist llm``, the default) are meant to look like a language model's: every token
-N(0, 2), then 16 tokens of each row (drawn at random) set to U(7, 13), fixed seed 0. At
-temperature 0.8 the 16 hold about 97% of the mass with 32000 tokens and 89% with 151936
-(the bulk's share grows with the vocabulary); the largest probability is 0.2 to 0.5 and top_p
-0.9 keeps a median of 7 tokens (32000) to ~40 (151936) and, on some rows, hundreds: the
-kept-set sizes of each case are printed. ``--dist normal`` draws plain N(0, 1) logits instead,
-where top_p 0.9 keeps most of the vocabulary (fastsoftmax's worst case for top_p).
+N(0, 2), then 16 tokens of each row (drawn at random) set to U(7, 13), numpy seed 0. At
+temperature 0.8 the 16 hold about 97% of the mass with 32000 tokens and about 89% with 151936
+(the bulk's share grows with the vocabulary); the largest probability is about 0.2 to 0.5, and
+top_p 0.9 keeps a median of about 7 tokens (32000) to about 100 (151936), with a tail of rows
+that reach into the bulk and keep thousands: each case's kept-set sizes (PyTorch's) are printed.
+``--dist normal`` draws plain N(0, 1) logits instead, where top_p 0.9 keeps about half the
+vocabulary.
 
 The PyTorch side is vLLM v1's sampler written out plainly (vllm/v1/sample/sampler.py and
 ops/topk_topp_sampler.py, forward_native with random_sample, no per-request generators):
@@ -43,15 +44,17 @@ it out).
         [--json FILE] [--always-sort] [--no-floor] [--batches 1,8,64] [--vocabs 32000,128256,151936]
 
 Each candidate is timed in samples of back-to-back calls (at least --sample-ms each, after one
-untimed call); samples of both candidates alternate, --rounds times (bench/timing.py). A
+untimed call); samples of all candidates alternate, --rounds times (bench/timing.py). A
 candidate's figure is the median over rounds of its sample's mean call time; ratios are torch time
 / fastsoftmax time (> 1: fastsoftmax is faster). The issue's goal: torch / fastsoftmax >= 5 at
 batch 1 and >= 3 at batch 64. --threads N (default 1) goes to torch.set_num_threads and to
-fastsoftmax's num_threads. A full run writes bench/results/sample_llm.json (--json changes the
+fastsoftmax's num_threads. fastsoftmax gets the same seed in every timed call, PyTorch draws
+from its global generator. A full run writes bench/results/sample_llm.json (--json changes the
 path; a --quick run writes only where --json says), with the machine described.
 
 Before timing, each case checks (untimed) that every row's fastsoftmax token lies in the set
-PyTorch keeps (finite after its filters), and, on one row of 32000 tokens, that 2000 fastsoftmax
+PyTorch keeps (finite after its filters), and, on row 0 of the first batch of the smallest
+vocabulary (1 x 32000 by default), that 2000 fastsoftmax
 draws (seeds 0..1999) land on the 8 likeliest tokens, and on the rest, as often as PyTorch's
 filtered probabilities say (largest deviation, in standard deviations of the binomial). Needs
 torch.
@@ -187,14 +190,18 @@ def torch_no_noise(logits: torch.Tensor, temperature: torch.Tensor, k: torch.Ten
 def parameters(batch: int, top_k: int | None, top_p: float | None,
                min_p: float | None) -> tuple[dict[str, Any], TorchArgs]:
     """Per-row parameters: (fastsoftmax keyword arguments, torch arguments)."""
-    fs: dict[str, Any] = {"temperature": np.full(batch, TEMPERATURE, np.float32),
-          "top_k": None if top_k is None else np.full(batch, top_k, np.int32),
-          "top_p": None if top_p is None else np.full(batch, top_p, np.float32),
-          "min_p": None if min_p is None else np.full(batch, min_p, np.float32)}
-    th: TorchArgs = (torch.full((batch,), TEMPERATURE, dtype=torch.float32),
-          None if top_k is None else torch.full((batch,), top_k, dtype=torch.int32),
-          None if top_p is None else torch.full((batch,), top_p, dtype=torch.float32),
-          None if min_p is None else torch.full((batch, 1), min_p, dtype=torch.float32))
+    fs: dict[str, Any] = {
+        "temperature": np.full(batch, TEMPERATURE, np.float32),
+        "top_k": None if top_k is None else np.full(batch, top_k, np.int32),
+        "top_p": None if top_p is None else np.full(batch, top_p, np.float32),
+        "min_p": None if min_p is None else np.full(batch, min_p, np.float32),
+    }
+    th: TorchArgs = (
+        torch.full((batch,), TEMPERATURE, dtype=torch.float32),
+        None if top_k is None else torch.full((batch,), top_k, dtype=torch.int32),
+        None if top_p is None else torch.full((batch,), top_p, dtype=torch.float32),
+        None if min_p is None else torch.full((batch, 1), min_p, dtype=torch.float32),  # vLLM's (batch, 1)
+    )
     return fs, th
 
 
@@ -232,6 +239,25 @@ def check_frequencies(x: np.ndarray, fs_kwargs: dict[str, Any], th_args: TorchAr
     z[(expected < 1e-9) & (observed == 0)] = 0
     return {"draws": CHECK_DRAWS, "max_z": float(z.max()), "expected": expected.tolist(),
             "observed": observed.tolist()}
+
+
+def build() -> dict[str, Any]:
+    """Which fastsoftmax ran: its package path, its native module's sha256, this checkout's commit."""
+    import hashlib
+    import subprocess
+
+    package = Path(fastsoftmax.__file__).resolve().parent
+    native = sorted(package.glob("_core*"))
+    info: dict[str, Any] = {"package": str(package)}
+    if native:
+        info["native_module"] = native[0].name
+        info["native_sha256"] = hashlib.sha256(native[0].read_bytes()).hexdigest()
+    try:
+        info["checkout"] = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=Path(__file__).parent,
+                                          capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return info
 
 
 def machine(threads: int) -> dict[str, Any]:
@@ -349,7 +375,7 @@ def main() -> None:
     print(f"\n{elapsed:.0f} s")
     if json_path:
         with open(json_path, "w") as f:
-            json.dump({"machine": machine(threads),
+            json.dump({"machine": machine(threads), "build": build(),
                        "settings": {"dist": args.dist, "rounds": rounds, "sample_seconds": seconds,
                                     "always_sort": args.always_sort, "no_floor": args.no_floor,
                                     "spikes": [SPIKES, SPIKE_LOW, SPIKE_HIGH],
