@@ -99,8 +99,9 @@ std::vector<Isa> isas_where(bool (CpuTarget::*property)() const) {
 Status run(const Call& call) {
   const Plan planned = plan(call);
   if (planned.status != Status::kOk) return planned.status;
-  // Empty rows still have a logsumexp (-inf) and a state (the empty one).
-  const bool per_row_results = call.operation == Operation::kLogSumExp || call.operation == Operation::kSoftmaxState;
+  // Empty rows still have a logsumexp (-inf), a state (the empty one) and a sample (none to draw).
+  const bool per_row_results = call.operation == Operation::kLogSumExp || call.operation == Operation::kSoftmaxState ||
+                               call.operation == Operation::kSample;
   if (call.rows > 0 && (call.n > 0 || per_row_results)) execute_on_cpu(call, planned);
   return Status::kOk;
 }

@@ -486,9 +486,6 @@ def topk_softmax(
 
 # ---- Sampling from logits --------------------------------------------------------------------------
 
-_SAMPLING_PARAMS = np.dtype([("temperature", "<f8"), ("top_k", "<i8"), ("top_p", "<f8"), ("min_p", "<f8")])
-assert _SAMPLING_PARAMS.itemsize == _core.sampling_params_size  # the native SamplingParams
-
 _NAN_ROW = -1  # the ids the core gives rows it cannot draw from (kSampleNanRow, kSampleEmptyRow)
 _EMPTY_ROW = -2
 
@@ -515,7 +512,8 @@ def sample(
     1. ``top_k``: the k largest logits are kept, and every logit equal to the k-th (vLLM masks
        the logits below the k-th largest, so ties at the k-th are kept);
     2. ``top_p``: the smallest set of the largest probabilities whose sum reaches ``top_p`` is
-       kept (probabilities in decreasing order, equal ones the lower index first);
+       kept (taken in decreasing order of logit, the probabilities' order; equal logits the
+       lower index first);
     3. ``min_p``: the probabilities at least ``min_p`` times the largest are kept;
 
     and a token is drawn from what is left. A temperature below 1e-5 (0 included) is greedy: the
@@ -538,8 +536,9 @@ def sample(
     ----------
     logits : array_like
         ``(vocab,)`` or ``(batch, vocab)``: float32, float16, bfloat16 (``ml_dtypes``) or
-        float64, any strides, or any DLPack CPU tensor (the ids then come back as the caller's
-        type). Other numbers of dimensions raise ValueError.
+        float64 (computed in long double: much slower), any strides, or any DLPack CPU tensor
+        (the ids then come back as the caller's type); integers and bools become float64. Other
+        numbers of dimensions raise ValueError.
     temperature : float or array_like
         A scalar, or one per row (shape ``logits.shape[:-1]``, as vLLM passes them per request):
         finite and >= 0.
@@ -587,19 +586,10 @@ def sample(
     >>> ids.shape, bool(np.all(ids < 2) or ids[1] == 1)
     ((2,), True)
     """
-    shape = tuple(np.shape(logits) if isinstance(logits, (np.ndarray, list, tuple)) else logits.shape)
-    if len(shape) not in (1, 2):
-        raise ValueError(f"logits must have 1 or 2 dimensions ((vocab,) or (batch, vocab)), got shape {shape}")
-    rows = shape[:-1]
-    params = np.empty(rows, _SAMPLING_PARAMS)
-    params["temperature"] = _float_parameter("temperature", temperature, rows)
-    params["top_k"] = 0 if top_k is None else _int_parameter("top_k", top_k, rows)
-    params["top_p"] = 1.0 if top_p is None else _float_parameter("top_p", top_p, rows)
-    params["min_p"] = 0.0 if min_p is None else _float_parameter("min_p", min_p, rows)
     foreign = _device.is_foreign_host_array(logits)
-    ids, probs = _core.sample(_host(logits), params, _sampling_seed(seed, generator), where, isa, num_threads)
-    failed = ids < 0
-    if failed.any():
+    ids, probs, failed = _core.sample(_host(logits), temperature, top_k, top_p, min_p, _sampling_seed(seed, generator),
+                                      where, isa, num_threads)
+    if failed:
         nan_rows = np.flatnonzero(ids == _NAN_ROW).tolist()
         empty_rows = np.flatnonzero(ids == _EMPTY_ROW).tolist()
         reasons = ([f"rows {nan_rows} hold a NaN"] if nan_rows else []) + (
@@ -608,24 +598,6 @@ def sample(
     if foreign:
         ids, probs = _device.like(logits, ids), _device.like(logits, probs)
     return (ids, probs) if return_probs else ids
-
-
-def _float_parameter(name: str, value: Any, rows: tuple[int, ...]) -> np.ndarray:
-    """A per-row float parameter: a real scalar or an array of rows' shape (TypeError, ValueError)."""
-    array = np.asarray(value)
-    if array.dtype.kind not in "fiub":
-        raise TypeError(f"{name} must be a real number or an array of them, got dtype {array.dtype}")
-    return _broadcast(name, array.astype(np.float64, copy=False), rows)
-
-
-def _int_parameter(name: str, value: Any, rows: tuple[int, ...]) -> np.ndarray:
-    """A per-row integer parameter (TypeError for non-integers)."""
-    array = np.asarray(value)
-    if array.dtype.kind not in "iu":
-        raise TypeError(f"{name} must be an integer or an array of integers, got dtype {array.dtype}")
-    if array.dtype.kind == "u" and array.size and array.max() > np.iinfo(np.int64).max:
-        raise ValueError(f"{name} is too large")
-    return _broadcast(name, array.astype(np.int64, copy=False), rows)
 
 
 def _sampling_seed(seed: int | None, generator: np.random.Generator | None) -> int:
@@ -666,7 +638,7 @@ def explain(
         "softmax" (default), "log_softmax", "softmax_topk" or "topk_softmax" (then ``k`` is
         required; topk_softmax with its default options), "logsumexp", "softmax_state",
         "softmax_from_state" or "log_softmax_from_state" (along one ``axis``; without ``b`` or
-        ``where``).
+        ``where``), or "sample" (rows along the last axis, its default parameters).
     k : int, optional
         For ``function="softmax_topk"``.
 

@@ -556,27 +556,97 @@ RouterResult prepare_router(const Input& x, std::int64_t k, const RouterOptions&
   return {weights, ids, p};
 }
 
-SampleResult prepare_sample(const Input& x, py::handle params, std::uint64_t seed, py::handle where,
-                            const Options& options) {
+namespace {
+
+// One sampling parameter of every row into params (one per row, or a single shared one): None
+// leaves the default; a Python or NumPy number, or an array broadcast to `rows`.
+template <class Field>
+void sampling_field(py::handle value, const char* name, Field SamplingParams::*field, const py::tuple& rows,
+                    std::vector<SamplingParams>& params) {
+  constexpr bool kInteger = std::is_integral_v<Field>;
+  if (value.is_none()) return;
+  // Python numbers (the common call), without NumPy.
+  PyObject* object = value.ptr();
+  const bool python_int = PyLong_CheckExact(object), python_float = PyFloat_CheckExact(object);
+  if (python_int || (python_float && !kInteger)) {
+    int overflow = 0;
+    const long long integer = python_int ? PyLong_AsLongLongAndOverflow(object, &overflow) : 0;
+    if (overflow != 0) throw py::value_error(std::string(name) + " is out of range: " + std::string(py::str(value)));
+    const Field v = python_int ? static_cast<Field>(integer) : static_cast<Field>(PyFloat_AsDouble(object));
+    for (SamplingParams& p : params) p.*field = v;
+    return;
+  }
+  const py::array array = numpy().attr("asarray")(value);
+  const char kind = array.dtype().kind();
+  if (kInteger ? (kind != 'i' && kind != 'u') : (kind != 'f' && kind != 'i' && kind != 'u')) {
+    throw py::type_error(std::string(name) + (kInteger ? " must be an integer or an array of integers"
+                                                       : " must be a real number or an array of them") +
+                         ", got dtype " + std::string(py::str(array.dtype())));
+  }
+  using Wide = std::conditional_t<kInteger, std::int64_t, double>;
+  if (kind == 'u' && array.size() > 0 &&
+      array.attr("max")().cast<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+    throw py::value_error(std::string(name) + " is out of range: " + std::string(py::str(array.attr("max")())));
+  }
+  if (array.ndim() == 0) {
+    const Wide v = array.attr("item")().cast<Wide>();
+    for (SamplingParams& p : params) p.*field = static_cast<Field>(v);
+    return;
+  }
+  py::array broadcast;
+  try {
+    broadcast = numpy().attr("broadcast_to")(array, rows);
+  } catch (py::error_already_set& e) {
+    if (!e.matches(PyExc_ValueError)) throw;
+    throw py::value_error(std::string(name) + " has shape " + shape_text(shape_of(array)) +
+                          ", which does not broadcast to the rows, " + shape_text(rows.cast<std::vector<py::ssize_t>>()));
+  }
+  const auto values = py::array_t<Wide, py::array::c_style | py::array::forcecast>::ensure(broadcast.attr("ravel")());
+  if (!values) throw py::error_already_set();
+  if (params.size() == 1 && values.size() > 1) params.resize(static_cast<std::size_t>(values.size()), params[0]);
+  for (py::ssize_t i = 0; i < values.size(); ++i) params[static_cast<std::size_t>(i)].*field = static_cast<Field>(values.data()[i]);
+}
+
+}  // namespace
+
+void prepare_sample(const Input& x, py::handle temperature, py::handle top_k, py::handle top_p, py::handle min_p,
+                    std::uint64_t seed, py::handle where, const Options& options, SampleCall& out) {
   const int ndim = static_cast<int>(x.array.ndim());
   if (ndim != 1 && ndim != 2) {
     throw py::value_error("logits must have 1 or 2 dimensions ((vocab,) or (batch, vocab)), got shape " +
                           shape_text(shape_of(x.array)));
   }
-  Prepared p = prepared_call(Operation::kSample, x, options, ndim - 1);
-  p.call.seed = seed;
-  const py::array records = numpy().attr("asarray")(params);
-  const std::vector<py::ssize_t> shape = without_axis(p.x, p.axis);
-  if (records.dtype().itemsize() != static_cast<py::ssize_t>(sizeof(SamplingParams)) ||
-      records.dtype().kind() != 'V' || shape_of(records) != shape) {
-    throw py::value_error("params must be sampling-parameter records of shape " + shape_text(shape));
+  const std::vector<py::ssize_t> shape = shape_of(x.array);
+  const std::vector<py::ssize_t> rows_shape(shape.begin(), shape.end() - 1);
+  const py::tuple rows = py::cast(rows_shape);
+  out.params.assign(1, SamplingParams{});
+  sampling_field(temperature, "temperature", &SamplingParams::temperature, rows, out.params);
+  sampling_field(top_k, "top_k", &SamplingParams::top_k, rows, out.params);
+  sampling_field(top_p, "top_p", &SamplingParams::top_p, rows, out.params);
+  sampling_field(min_p, "min_p", &SamplingParams::min_p, rows, out.params);
+
+  out.x = x.array;
+  out.ids = py::array_t<std::int64_t>(rows_shape);
+  out.probabilities = py::array_t<float>(rows_shape);
+  const std::vector<std::ptrdiff_t> strides = element_strides(x.array);
+  Call& call = out.call;
+  call.operation = Operation::kSample;
+  call.dtype = x.dtype;
+  call.options = options;
+  call.seed = seed;
+  call.rows = ndim == 2 ? static_cast<std::size_t>(shape[0]) : 1;
+  call.n = static_cast<std::size_t>(shape[ndim - 1]);
+  call.inputs[0] = {x.array.data(), ndim == 2 ? strides[0] : 0, strides[ndim - 1]};
+  call.inputs[1] = {out.params.data(), out.params.size() == 1 ? 0 : 1, 1};
+  call.outputs[0] = {out.ids.mutable_data(), 1, 1};
+  call.outputs[1] = {out.probabilities.mutable_data(), 1, 1};
+  if (!where.is_none()) {
+    Prepared masked = prepared_call(Operation::kSample, x, options, ndim - 1);
+    attach_mask(masked, where);
+    out.mask = masked.mask;
+    const std::vector<std::ptrdiff_t> mask_strides = element_strides(out.mask);
+    call.mask = {out.mask.data(), ndim == 2 ? mask_strides[0] : 0, mask_strides[ndim - 1]};
   }
-  const py::dtype record = py::dtype::from_args(py::make_tuple(numpy().attr("void"), sizeof(SamplingParams)));
-  p.inputs[0] = per_row_view(records.attr("view")(record), p.axis, p.x);
-  attach_mask(p, where);
-  const py::array ids = py::array_t<std::int64_t>(shape), probabilities = py::array_t<float>(shape);
-  p.outputs = {per_row_view(ids, p.axis, p.x), per_row_view(probabilities, p.axis, p.x)};
-  return {ids, probabilities, p};
 }
 
 void attach_mask(Prepared& p, py::handle where) {

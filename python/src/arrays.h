@@ -120,16 +120,18 @@ struct RouterResult {
 RouterResult prepare_router(const Input& x, std::int64_t k, const RouterOptions& router, py::handle bias,
                             const Options& options);
 
-// sample: (ids int64, probabilities float32) of shape x.shape[:-1] for logits x of one or two
-// dimensions (ValueError otherwise), params an array of SamplingParams records of that shape
-// (fastsoftmax's sampling-parameter dtype; broadcast views welcome), and the call.
-struct SampleResult {
-  py::array ids;
-  py::array probabilities;
-  Prepared prepared;
+// sample: the library call over logits x of one or two dimensions (ValueError otherwise) with
+// each row's parameters (None: the default; a real number, or an array broadcastable to the rows,
+// x.shape[:-1]; top_k integers, else TypeError), where= (as attach_mask) and the results: int64
+// ids and float32 probabilities of shape x.shape[:-1]. The call points into `params` and the
+// arrays held here: keep the SampleCall in place until it has run.
+struct SampleCall {
+  Call call;
+  std::vector<SamplingParams> params;  // one per row, or one for every row (row stride 0)
+  py::array x, mask, ids, probabilities;
 };
-SampleResult prepare_sample(const Input& x, py::handle params, std::uint64_t seed, py::handle where,
-                            const Options& options);
+void prepare_sample(const Input& x, py::handle temperature, py::handle top_k, py::handle top_p, py::handle min_p,
+                    std::uint64_t seed, py::handle where, const Options& options, SampleCall& out);
 
 // Runs every library call of the operation (without the GIL); ValueError with the library's
 // message if it refuses the call, before anything is written.

@@ -201,12 +201,25 @@ py::tuple topk_softmax(py::handle x, py::handle k, py::handle renormalize, py::h
   return py::make_tuple(call.weights, call.ids);
 }
 
-py::tuple sample_rows(py::handle x, py::handle params, py::handle seed, py::handle where, py::handle isa,
-                      py::handle num_threads) {
+// sample: (ids, probabilities, whether a row could not be drawn from).
+py::tuple sample_rows(py::handle x, py::handle temperature, py::handle top_k, py::handle top_p, py::handle min_p,
+                      py::handle seed, py::handle where, py::handle isa, py::handle num_threads) {
   const Options options = options_of(py::str("auto"), isa, num_threads, py::float_(1.0));
-  const SampleResult call = prepare_sample(input_array(x, "sample"), params, seed.cast<std::uint64_t>(), where, options);
-  run(call.prepared);
-  return py::make_tuple(call.ids, call.probabilities);
+  SampleCall sample;
+  prepare_sample(input_array(x, "sample"), temperature, top_k, top_p, min_p, seed.cast<std::uint64_t>(), where,
+                 options, sample);
+  const Call& call = sample.call;
+  Status status;
+  if (call.rows * call.n < kKeepGilElements) {
+    status = fastsoftmax::run(call);
+  } else {
+    py::gil_scoped_release release;
+    status = fastsoftmax::run(call);
+  }
+  if (status != Status::kOk) raise_refused(call);
+  const auto* ids = static_cast<const std::int64_t*>(call.outputs[0].data);
+  const bool failed = std::any_of(ids, ids + call.rows, [](std::int64_t id) { return id < 0; });
+  return py::make_tuple(sample.ids, sample.probabilities, failed);
 }
 
 py::tuple logsumexp_rows(py::handle x, py::handle axis, py::handle b, py::handle where, py::handle temperature,
@@ -279,16 +292,11 @@ Explanation explain_call(py::handle x, py::handle axis, const std::string& funct
     return explain(prepare_router(input_array(x, "topk_softmax"), k_argument(k), RouterOptions{}, py::none(), options)
                        .prepared);
   }
-  if (function == "sample") {  // the plan does not depend on the parameters: the defaults for every row
-    const Input input = input_array(x, "sample");
-    const auto dims = static_cast<std::size_t>(std::max<py::ssize_t>(input.array.ndim() - 1, 0));
-    const std::vector<py::ssize_t> shape(input.array.shape(), input.array.shape() + dims);
-    py::array records(py::dtype::from_args(py::make_tuple(py::module_::import("numpy").attr("void"),
-                                                          sizeof(SamplingParams))),
-                      shape);
-    auto* params = static_cast<SamplingParams*>(records.mutable_data());
-    std::fill(params, params + records.size(), SamplingParams{});
-    return explain(prepare_sample(input, records, 0, py::none(), options).prepared);
+  if (function == "sample") {  // the plan does not depend on the parameters: the defaults
+    SampleCall sample;
+    prepare_sample(input_array(x, "sample"), py::none(), py::none(), py::none(), py::none(), 0, py::none(), options,
+                   sample);
+    return fastsoftmax::explain(sample.call);
   }
   if (function == "logsumexp") {
     return explain(prepare_logsumexp(input_array(x, "logsumexp"), axis, py::none(), py::none(), options).prepared);
@@ -362,11 +370,11 @@ PYBIND11_MODULE(_core, m) {
   m.def("softmax_topk", &topk, "fastsoftmax.softmax_topk with every argument given positionally.", py::arg("x"),
         py::arg("k"), py::arg("axis"), py::arg("temperature"), py::arg("sorted"), py::arg("isa"),
         py::arg("num_threads"), py::arg("where") = py::none());
-  m.def("sample", &sample_rows, "fastsoftmax.sample with its parameters as records: (ids, probabilities).");
+  m.def("sample", &sample_rows,
+        "fastsoftmax.sample with every argument given positionally: (ids, probabilities, whether a row failed).");
   m.def("_philox4x64_10",
         [](std::array<std::uint64_t, 4> counter, std::array<std::uint64_t, 2> key) { return philox4x64_10(counter, key); },
         "Philox4x64-10 of (counter, key): sample()'s random words (for the tests).");
-  m.attr("sampling_params_size") = sizeof(SamplingParams);
   m.def("logsumexp", &logsumexp_rows, "fastsoftmax.logsumexp along one axis, every argument positional: (lse, sign).");
   m.def("topk_softmax", &topk_softmax, "fastsoftmax.topk_softmax with every argument given positionally.");
   m.def("softmax_state", &softmax_state_rows, "fastsoftmax.softmax_state with every argument given positionally.");

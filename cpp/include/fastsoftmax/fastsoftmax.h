@@ -97,7 +97,8 @@ struct RouterOptions {
 //   - top_k: the k largest logits are kept, and every logit equal to the k-th (vLLM masks the
 //     logits below the k-th largest);
 //   - top_p: the smallest set of the largest probabilities whose sum reaches top_p (>=) is kept,
-//     the probabilities in decreasing order and, among equal ones, the lower index first;
+//     taken in decreasing order of logit (the probabilities' order), equal logits the lower
+//     index first;
 //   - min_p: the probabilities at least min_p times the largest are kept;
 // then a token is drawn from what is kept, renormalized. Temperatures below kGreedyTemperature
 // take the first largest logit instead (greedy: vLLM's argmax), whatever the filters.

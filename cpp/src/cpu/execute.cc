@@ -792,13 +792,14 @@ void run_sample_rows(const Call& call, const Plan& plan) {
     const Operand& x = call.inputs[0];
     for (std::size_t r = begin; r < end; ++r) {
       const T* row = row_of<const T>(x, r);
-      if (const std::uint8_t* mask = mask_row(call, r, gathered_mask)) {
+      if (const std::uint8_t* mask = call.n == 0 ? nullptr : mask_row(call, r, gathered_mask)) {
         row = masked_copy(call.n, row, x.stride, mask, gathered);
       } else if (x.stride != 1) {
         row = gather(call.n, row, x.stride, gathered);
       }
       const SamplingParams& params = *row_of<const SamplingParams>(call.inputs[1], r);
-      const SampleResult result = sample_row(sampler, call.n, row, params, call.seed, r, scratch);
+      const SampleResult result = call.n == 0 ? SampleResult{kSampleEmptyRow, std::numeric_limits<double>::quiet_NaN()}
+                                              : sample_row(sampler, call.n, row, params, call.seed, r, scratch);
       *row_of<std::int64_t>(call.outputs[0], r) = result.id;
       if (call.outputs[1].data != nullptr) {
         *row_of<float>(call.outputs[1], r) = static_cast<float>(result.probability);
